@@ -1,0 +1,51 @@
+"""Pytest plugin of ``aipowertools-testing``: service fixtures and the provider simulator.
+
+Registered through the ``pytest11`` entry point, so installing the distribution is enough.
+
+Fixtures:
+    redis_url: URL of an empty Redis database owned by this test session.
+    postgres_url: URL of a fresh PostgreSQL database, dropped at the end of the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Callable
+
+import pytest
+
+from aipowertools.testing._services import (
+    ServiceUnavailable,
+    fresh_postgres_db,
+    fresh_redis_db,
+    in_ci,
+)
+
+
+def _service(
+    request: pytest.FixtureRequest, factory: Callable[[], AbstractContextManager[str]]
+) -> Iterator[str]:
+    try:
+        manager = factory()
+        url = manager.__enter__()
+    except ServiceUnavailable as exc:
+        if in_ci():
+            pytest.fail(f"{exc} (CI=true: services are required; start it, see DEVELOPERS.md)")
+        pytest.skip(f"{exc}; start it to run this test")
+    try:
+        yield url
+    finally:
+        manager.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of an empty Redis database for this test session (fails under CI if Redis is down)."""
+    yield from _service(request, fresh_redis_db)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a fresh PostgreSQL database for this test session, dropped afterwards."""
+    yield from _service(request, fresh_postgres_db)
