@@ -9,9 +9,8 @@ Fixtures:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Callable
 
 import pytest
 
@@ -31,7 +30,9 @@ def _service(
         url = manager.__enter__()
     except ServiceUnavailable as exc:
         if in_ci():
-            pytest.fail(f"{exc} (CI=true: services are required; start it, see DEVELOPERS.md)")
+            pytest.fail(
+                f"{exc} (CI=true: services are required; start it as docs/development.md shows)"
+            )
         pytest.skip(f"{exc}; start it to run this test")
     try:
         yield url
