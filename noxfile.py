@@ -50,6 +50,7 @@ def tests(session: nox.Session) -> None:
         "run",
         "-m",
         "pytest",
+        "--durations=15",
         *(session.posargs or ["tests"]),
         success_codes=[0],
     )
