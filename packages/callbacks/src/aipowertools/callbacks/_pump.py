@@ -1,0 +1,193 @@
+"""Delivery of events to one sink: bounded buffer, background thread, retry, drop counting.
+
+A sink that fails (database down, disk full, collector unreachable) never raises into the code
+that logs. Events wait in a bounded buffer while the background thread retries with backoff;
+when the buffer is full new events are dropped and counted, and the count is reported through
+``stats()`` and a warning on the ``aipowertools.callbacks`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aipowertools.callbacks._sinks import Sink
+
+_log = logging.getLogger("aipowertools.callbacks")
+
+
+@dataclass(frozen=True)
+class SinkStats:
+    """Delivery figures of one sink.
+
+    Attributes:
+        sink: The sink's name.
+        delivered: Events written successfully.
+        dropped: Events lost because the buffer was full while the sink was failing.
+        pending: Events waiting in the buffer.
+        failures: Failed write attempts (each is retried).
+        last_error: The most recent write error, redacted to its type and message.
+    """
+
+    sink: str
+    delivered: int
+    dropped: int
+    pending: int
+    failures: int
+    last_error: str | None
+
+
+class Pump:
+    """Feeds events to a sink from a bounded buffer on a daemon thread."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_buffer: int = 10_000,
+        batch_size: int = 500,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.sink = sink
+        self._max_buffer = max_buffer
+        self._batch_size = batch_size
+        self._max_backoff = max_backoff
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._in_flight = 0
+        self._delivered = 0
+        self._dropped = 0
+        self._failures = 0
+        self._last_error: str | None = None
+        self._reported_drops = 0
+        self._wake = threading.Event()
+
+    def put(self, event: dict[str, Any]) -> None:
+        """Queue one event; never blocks and never raises."""
+        with self._cond:
+            if self._closed:
+                self._dropped += 1
+                return
+            if len(self._buffer) >= self._max_buffer:
+                self._dropped += 1
+                return
+            self._buffer.append(event)
+            if self._thread is None:
+                self._start()
+            self._cond.notify()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"aipowertools-sink-{self.sink.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            with self._cond:
+                while not self._buffer and not self._closed:
+                    self._cond.wait()
+                if not self._buffer and self._closed:
+                    return
+                batch = [
+                    self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))
+                ]
+                self._in_flight = len(batch)
+            try:
+                self.sink.write(batch)
+            except Exception as exc:  # a failing sink must never take the thread down
+                with self._cond:
+                    self._failures += 1
+                    self._last_error = f"{type(exc).__name__}: {exc}"[:500]
+                    # Put the batch back in front, dropping what no longer fits.
+                    room = self._max_buffer - len(self._buffer)
+                    keep = batch[: max(room, 0)]
+                    self._dropped += len(batch) - len(keep)
+                    self._buffer.extendleft(reversed(keep))
+                    self._in_flight = 0
+                    closed = self._closed
+                    self._cond.notify_all()
+                self._report_drops()
+                if closed:
+                    with self._cond:
+                        self._dropped += len(self._buffer)
+                        self._buffer.clear()
+                        self._cond.notify_all()
+                    self._report_drops()
+                    return
+                self._wake.wait(backoff)
+                self._wake.clear()
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            backoff = 0.05
+            with self._cond:
+                self._delivered += len(batch)
+                self._in_flight = 0
+                self._cond.notify_all()
+
+    def _report_drops(self) -> None:
+        with self._cond:
+            new = self._dropped - self._reported_drops
+            self._reported_drops = self._dropped
+            error = self._last_error
+        if new:
+            _log.warning(
+                "log sink %s dropped %d event(s) (%d in total): %s",
+                self.sink.name,
+                new,
+                self._reported_drops,
+                error,
+            )
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the buffer is empty; return whether it emptied before ``timeout``."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()  # skip any backoff wait: try now
+        with self._cond:
+            while self._buffer or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+                if self._buffer:
+                    self._wake.set()
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush what can be flushed in ``timeout``, count the rest as dropped, close the sink."""
+        self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout)
+        with self._cond:
+            self._dropped += len(self._buffer)
+            self._buffer.clear()
+        self._report_drops()
+        try:
+            self.sink.close()
+        except Exception as exc:  # pragma: no cover - defensive
+            _log.warning("closing log sink %s failed: %s", self.sink.name, exc)
+
+    def stats(self) -> SinkStats:
+        """Return this sink's delivery figures."""
+        with self._cond:
+            return SinkStats(
+                sink=self.sink.name,
+                delivered=self._delivered,
+                dropped=self._dropped,
+                pending=len(self._buffer) + self._in_flight,
+                failures=self._failures,
+                last_error=self._last_error,
+            )

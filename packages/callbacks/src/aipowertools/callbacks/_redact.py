@@ -1,0 +1,156 @@
+"""Redaction of secrets before an event reaches any sink.
+
+Two rules run over every event: values of sensitive keys (``api_key``, ``authorization``,
+``password`` ...) are replaced whole, and every string anywhere in the event is scanned for
+secret-looking substrings (provider API keys, bearer tokens, basic-auth URLs, configured
+patterns) which are replaced in place.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+_DEFAULT_PATTERNS: tuple[str, ...] = (
+    # Bearer / token authorization values.
+    r"(?i)\b(?:bearer|token)\s+[A-Za-z0-9._~+/=-]{8,}",
+    # Provider keys: OpenAI / Anthropic / OpenRouter style (sk-..., sk-ant-..., sk-proj-...).
+    r"\bsk-[A-Za-z0-9_-]{16,}",
+    # Google API keys.
+    r"\bAIza[0-9A-Za-z_-]{30,}",
+    # AWS access key ids.
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+    # GitHub tokens.
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}",
+    # Hugging Face, Groq, xAI, Slack tokens.
+    r"\bhf_[A-Za-z0-9]{30,}",
+    r"\bgsk_[A-Za-z0-9]{30,}",
+    r"\bxai-[A-Za-z0-9]{30,}",
+    r"\bxox[abpr]-[A-Za-z0-9-]{10,}",
+    # JWTs.
+    r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+    # key=value pairs in query strings, env dumps and error messages.
+    r"(?i)\b(?:api[_-]?key|access[_-]?token|secret|password|passwd)\s*[=:]\s*[^\s&'\",;]+",
+)
+
+# Credentials inside URLs: scheme://user:password@host -> keep user, drop password.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s/]+(?=@)")
+
+_SENSITIVE_KEYS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "api-key",
+        "x-api-key",
+        "authorization",
+        "proxy-authorization",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "access_token",
+        "refresh_token",
+        "token",
+        "cookie",
+        "set-cookie",
+        "x-goog-api-key",
+        "openai_api_key",
+        "anthropic_api_key",
+    }
+)
+
+
+class Redactor:
+    """Removes secrets from event fields, nested containers, exceptions and headers.
+
+    Args:
+        patterns: Extra regular expressions whose matches are replaced with ``[REDACTED]``.
+        keys: Extra field names whose values are always replaced whole (case-insensitive).
+        defaults: Whether to apply the built-in key and pattern rules.
+
+    Example:
+        >>> Redactor().redact_text("Authorization: Bearer abcdefghijklmnop")
+        'Authorization: [REDACTED]'
+    """
+
+    def __init__(
+        self,
+        patterns: Iterable[str | re.Pattern[str]] = (),
+        *,
+        keys: Iterable[str] = (),
+        defaults: bool = True,
+    ) -> None:
+        sources: list[str] = list(_DEFAULT_PATTERNS) if defaults else []
+        for pattern in patterns:
+            sources.append(pattern.pattern if isinstance(pattern, re.Pattern) else pattern)
+        for source in sources:
+            re.compile(source)  # fail early, with the offending pattern in the traceback
+        self._combined = re.compile("|".join(_scoped(s) for s in sources)) if sources else None
+        self._url = _URL_PASSWORD if defaults else None
+        self._keys = frozenset(k.lower() for k in keys) | (_SENSITIVE_KEYS if defaults else set())
+
+    def is_sensitive_key(self, key: str) -> bool:
+        """Whether values stored under ``key`` are always replaced whole."""
+        lowered = key.lower()
+        return lowered in self._keys or lowered.endswith(("_api_key", "-api-key", "_secret"))
+
+    def redact_text(self, text: str) -> str:
+        """Return ``text`` with every secret-looking substring replaced."""
+        if self._url is not None and "://" in text:
+            text = self._url.sub(r"\g<head>" + REDACTED, text)
+        if self._combined is not None:
+            text = self._combined.sub(_replacement, text)
+        return text
+
+    def redact(self, value: Any) -> Any:
+        """Return a redacted, JSON-friendly copy of ``value`` (dicts, lists, exceptions ...)."""
+        if isinstance(value, str):
+            return self.redact_text(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, Mapping):
+            return {
+                str(k): (REDACTED if self.is_sensitive_key(str(k)) else self.redact(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [self.redact(v) for v in value]
+        if isinstance(value, BaseException):
+            return self.redact_exception(value)
+        if hasattr(value, "items") and callable(value.items):  # httpx.Headers and friends
+            try:
+                return self.redact(dict(value.items()))
+            except Exception:  # pragma: no cover - exotic mapping types
+                pass
+        return self.redact_text(str(value))
+
+    def redact_exception(self, exc: BaseException) -> dict[str, Any]:
+        """Describe an exception (type, message, traceback) with secrets removed."""
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return {
+            "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+            "message": self.redact_text(str(exc)),
+            "traceback": self.redact_text(text),
+        }
+
+
+def _scoped(source: str) -> str:
+    # Global inline flags such as "(?i)" must become scoped ones to be combined with "|".
+    match = re.match(r"^\(\?([aiLmsux]+)\)", source)
+    if match:
+        return f"(?{match.group(1)}:{source[match.end() :]})"
+    return f"(?:{source})"
+
+
+def _replacement(match: re.Match[str]) -> str:
+    text = match.group(0)
+    # Keep the label of "key=value" / "Bearer xyz" so the log still says what was there.
+    for sep in ("=", ":"):
+        head, found, _ = text.partition(sep)
+        if found and any(w in head.lower() for w in ("key", "token", "secret", "pass")):
+            return f"{head}{sep}{REDACTED}"
+    return REDACTED

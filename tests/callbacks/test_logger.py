@@ -1,0 +1,331 @@
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as dt
+import io
+import json
+import logging
+import threading
+
+import pytest
+
+from aipowertools.callbacks import (
+    ConsoleSink,
+    FileSink,
+    Sink,
+    SQLiteSink,
+    StructuredLogger,
+    get_context,
+)
+from aipowertools.core.errors import ConfigurationError
+
+
+def test_seed_example_round_trip() -> None:
+    log = StructuredLogger("my_module", store="memory://")
+    log.set_context(user_id="user123", session_id="sess456", trace_id="trace789")
+    log.info("llm_call_started", model="gpt-4o", tokens=1500, provider="openai")
+    log.info("llm_call_started", model="claude", tokens=10, provider="anthropic")
+    log.metric("code_generation_quality", value=0.85, tags={"model": "gpt-4o"})
+    log.audit(
+        "security_event", action="create_pr", resource="repo/x", actor="user123", result="success"
+    )
+    today = dt.datetime.now(dt.timezone.utc).date()
+    events = log.query(
+        event_type="llm_call_started",
+        start_time=today.isoformat(),
+        end_time=today.isoformat(),
+        filters={"model": "gpt-4o"},
+    )
+    assert len(events) == 1
+    e = events[0]
+    assert (e["user_id"], e["session_id"], e["trace_id"], e["tokens"]) == (
+        "user123",
+        "sess456",
+        "trace789",
+        1500,
+    )
+    assert e["kind"] == "log"
+    assert e["logger"] == "my_module"
+    assert log.query(start_time="2020-01-01", end_time="2020-01-31") == []
+    metric = log.query(kind="metric", filters={"tags.model": "gpt-4o"})
+    assert [m["value"] for m in metric] == [0.85]
+    assert [a["action"] for a in log.query(kind="audit")] == ["create_pr"]
+    assert len(log.query(filters={"model": ["gpt-4o", "claude"]})) == 2
+    assert len(log.query(limit=1)) == 1
+    log.close()
+
+
+def test_default_store_is_sqlite_in_data_dir(tmp_path) -> None:
+    log = StructuredLogger("default_store")
+    log.info("hello", n=1)
+    assert [e["n"] for e in log.query(event_type="hello")] == [1]
+    assert (tmp_path / "home" / "events.db").exists()
+
+
+def test_store_env_and_bad_store(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AIPOWERTOOLS_LOG_STORE", f"sqlite:///{tmp_path / 'x.db'}")
+    log = StructuredLogger("env_store")
+    log.info("hello")
+    assert log.query(event_type="hello")
+    assert (tmp_path / "x.db").exists()
+    with pytest.raises(ConfigurationError, match="not queryable"):
+        StructuredLogger("x", store="redis://localhost/0")
+    with pytest.raises(ConfigurationError, match="no store"):
+        StructuredLogger("x", store=None).query()
+    with pytest.raises(ConfigurationError, match="Sink instances"):
+        StructuredLogger("x", store=None, sinks=[object()])  # type: ignore[list-item]
+
+
+def test_context_follows_tasks_and_threads() -> None:
+    log = StructuredLogger("ctx", store="memory://")
+
+    async def worker(n: int) -> None:
+        log.set_context(task_no=n)
+        await asyncio.sleep(0)
+        log.info("in_task")
+
+    async def main() -> None:
+        log.set_context(request="r1")
+        await asyncio.gather(worker(1), worker(2))
+
+    asyncio.run(main())
+    got = sorted((e["request"], e["task_no"]) for e in log.query(event_type="in_task"))
+    assert got == [("r1", 1), ("r1", 2)]
+
+    log.set_context(user_id="u9")
+    ctx = contextvars.copy_context()
+    t = threading.Thread(target=ctx.run, args=(log.info, "in_thread"))
+    t.start()
+    t.join()
+    assert log.query(event_type="in_thread")[0]["user_id"] == "u9"
+    with log.context(extra="yes"):
+        log.info("inside")
+    log.info("outside")
+    assert "extra" in log.query(event_type="inside")[0]
+    assert "extra" not in log.query(event_type="outside")[0]
+    log.set_context(user_id=None)
+    assert "user_id" not in get_context()
+
+
+def test_trace_ids_from_otel_span_else_correlation_id() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("t")
+    log = StructuredLogger("trace", store="memory://")
+    with tracer.start_as_current_span("op") as span:
+        log.info("in_span")
+    log.info("no_span")
+    log.info("no_span")
+    ctx = span.get_span_context()
+    inside = log.query(event_type="in_span")[0]
+    assert inside["trace_id"] == format(ctx.trace_id, "032x")
+    assert inside["span_id"] == format(ctx.span_id, "016x")
+    outside = log.query(event_type="no_span")
+    assert outside[0]["trace_id"] is None
+    assert outside[0]["correlation_id"] == outside[1]["correlation_id"]
+    assert len(outside[0]["correlation_id"]) == 32
+
+
+def test_levels_and_stdlib_integration(caplog) -> None:
+    log = StructuredLogger("stdlib_mod", store="memory://", level="warning")
+    with caplog.at_level(logging.INFO, logger="stdlib_mod"):
+        log.info("quiet", a=1)
+        log.error("boom", exc=ValueError("bad value"), b=2)
+    assert [r.getMessage() for r in caplog.records] == [
+        "quiet a=1",
+        'boom b=2 error={"type":' + caplog.records[1].getMessage().split('error={"type":', 1)[1],
+    ]
+    assert [e["event"] for e in log.query()] == ["boom"]
+    assert log.query()[0]["error"]["message"] == "bad value"
+    log.audit("always_kept")  # audit ignores the level
+    assert [e["event"] for e in log.query(kind="audit")] == ["always_kept"]
+    with pytest.raises(ConfigurationError):
+        log.log("loud", "x")
+    with pytest.raises(ConfigurationError):
+        StructuredLogger("x", store=None, level="verbose")
+    with pytest.raises(ConfigurationError):
+        log.metric("m", value="high")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        log.info("")
+
+
+def test_stdlib_bridge_feeds_sinks() -> None:
+    log = StructuredLogger("bridge", store="memory://")
+    other = logging.getLogger("thirdparty.bridge")
+    other.setLevel(logging.INFO)
+    handler = log.handler()
+    other.addHandler(handler)
+    try:
+        other.info("user %s logged in", "ann", extra={"ip": "10.0.0.1"})
+    finally:
+        other.removeHandler(handler)
+    (event,) = log.query(event_type="user %s logged in")
+    assert event["message"] == "user ann logged in"
+    assert event["ip"] == "10.0.0.1"
+    assert event["source_logger"] == "thirdparty.bridge"
+
+
+def test_content_off_by_default_and_truncated_when_on() -> None:
+    quiet = StructuredLogger("c1", store="memory://")
+    quiet.info("llm_end", prompt="secret plans", completion="answer", model="m")
+    (e,) = quiet.query()
+    assert "prompt" not in e
+    assert "completion" not in e
+    assert e["model"] == "m"
+    loud = StructuredLogger("c2", store="memory://", log_content=True, max_content_chars=5)
+    loud.info("llm_end", prompt="0123456789", messages=[{"content": "abcdefgh"}])
+    (e,) = loud.query()
+    assert e["prompt"] == "01234…"
+    assert e["messages"] == [{"content": "abcde…"}]
+
+
+def test_console_json_and_human(tmp_path) -> None:
+    buf = io.StringIO()
+    log = StructuredLogger("console", store=None, sinks=[ConsoleSink(buf)])
+    log.info("hello", n=1)
+    log.flush()
+    line = json.loads(buf.getvalue().splitlines()[0])
+    assert line["event"] == "hello"
+    assert line["n"] == 1
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    log2 = StructuredLogger("console2", store=None, sinks=[ConsoleSink(tty)])
+    log2.warning("hello", n=1, d={"a": 1})
+    log2.flush()
+    text = tty.getvalue()
+    assert "WARNING" in text
+    assert 'console2 hello n=1 d={"a":1}' in text
+    assert not text.startswith("{")
+
+
+def test_file_sink_rotates(tmp_path) -> None:
+    path = tmp_path / "logs" / "app.jsonl"
+    log = StructuredLogger(
+        "file", store=None, sinks=[FileSink(path, max_bytes=2000, backup_count=2)]
+    )
+    for i in range(60):
+        log.info("tick", i=i, pad="x" * 50)
+        log.flush()
+    files = sorted(p.name for p in path.parent.iterdir())
+    assert files == ["app.jsonl", "app.jsonl.1", "app.jsonl.2"]
+    assert all(p.stat().st_size <= 2000 for p in path.parent.iterdir())
+    last = json.loads(path.read_text().splitlines()[-1])
+    assert last["i"] == 59
+    with pytest.raises(ConfigurationError):
+        FileSink(path, max_bytes=-1)
+    nobackup = FileSink(tmp_path / "n.jsonl", max_bytes=10, backup_count=0)
+    nobackup.write([{"event": "a" * 20}])
+    nobackup.write([{"event": "b" * 20}])
+    assert "b" * 20 in (tmp_path / "n.jsonl").read_text()
+    assert "a" * 20 not in (tmp_path / "n.jsonl").read_text()
+
+
+class Flaky(Sink):
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.fail = True
+        self.got: list[dict] = []
+
+    def write(self, events) -> None:
+        if self.fail:
+            raise ConnectionError("sink down")
+        self.got.extend(events)
+
+
+def test_failing_sink_never_raises_buffers_and_counts_drops(caplog) -> None:
+    flaky = Flaky()
+    log = StructuredLogger("flaky", store=None, sinks=[flaky], max_buffer=5)
+    with caplog.at_level(logging.WARNING, logger="aipowertools.callbacks"):
+        for i in range(8):
+            log.info("e", i=i)  # must not raise
+        assert not log.flush(timeout=0.3)
+        (st,) = log.stats()
+        assert st.failures >= 1
+        assert "sink down" in (st.last_error or "")
+        assert st.dropped == 3
+        assert st.pending == 5
+        flaky.fail = False
+        assert log.flush(timeout=5)
+    assert [e["i"] for e in flaky.got] == [0, 1, 2, 3, 4]
+    (st,) = log.stats()
+    assert (st.delivered, st.dropped, st.pending) == (5, 3, 0)
+    assert any("dropped 3 event(s)" in r.getMessage() for r in caplog.records)
+    log.close()
+    log.info("after_close")
+    assert log.stats()[0].dropped == 4
+
+
+def test_close_counts_undeliverable_events_as_dropped() -> None:
+    flaky = Flaky()
+    log = StructuredLogger("flaky2", store=None, sinks=[flaky])
+    log.info("a")
+    log.info("b")
+    log.close(timeout=0.2)
+    st = log.stats()[0]
+    assert st.dropped == 2
+    assert st.pending == 0
+
+
+def test_query_time_bounds_and_bad_filters(tmp_path) -> None:
+    sink = SQLiteSink(tmp_path / "q.db")
+    day = dt.datetime(2026, 1, 15, tzinfo=dt.timezone.utc).timestamp()
+    sink.write(
+        [
+            {"ts": day, "event": "a", "kind": "log", "model": "m1", "ok": True},
+            {"ts": day + 86400 * 10, "event": "a", "kind": "log", "model": "m2", "ok": False},
+            {"ts": day + 86400 * 40, "event": "a", "kind": "log", "model": "m1"},
+        ]
+    )
+    log = StructuredLogger("q", store=sink)
+    jan = log.query(event_type="a", start_time="2026-01-01", end_time="2026-01-31")
+    assert [e["model"] for e in jan] == ["m1", "m2"]
+    assert len(log.query(start_time=dt.date(2026, 2, 1))) == 1
+    assert len(log.query(end_time=dt.datetime(2026, 1, 15, 0, 0, 1))) == 1
+    assert len(log.query(start_time=day + 1)) == 2
+    assert len(log.query(start_time="2026-02-04T00:00:00Z")) == 1
+    assert [e["model"] for e in log.query(filters={"ok": True})] == ["m1"]
+    with pytest.raises(ConfigurationError, match="cannot read time bound"):
+        log.query(start_time="last tuesday")
+    with pytest.raises(ConfigurationError):
+        log.query(start_time=True)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        log.query(start_time=[2026])  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="cannot filter"):
+        log.query(filters={"model') OR 1=1 --": "x"})
+    plan = (
+        sink._db()
+        .execute(
+            "EXPLAIN QUERY PLAN SELECT data FROM events "
+            "WHERE event_type = ? AND ts >= ? AND ts <= ?",
+            ("a", 0, 1),
+        )
+        .fetchall()
+    )
+    assert "ix_events_type_ts" in str(plan)
+    plan = (
+        sink._db()
+        .execute(
+            "EXPLAIN QUERY PLAN SELECT data FROM events WHERE json_extract(data, '$.model') = ?",
+            ("m1",),
+        )
+        .fetchall()
+    )
+    assert "ix_events_f_model" in str(plan)
+    log.close()
+
+
+def test_shared_default_store_is_one_writer(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a = StructuredLogger("a", store=url)
+    b = StructuredLogger("b", store=url)
+    a.info("from_a")
+    b.info("from_b")
+    assert sorted(e["logger"] for e in a.query()) == ["a", "b"]
+    assert a._store_pump is b._store_pump
+    assert "sqlite" in repr(a)
