@@ -1,0 +1,315 @@
+"""``CircuitBreaker`` and ``@circuit_breaker``: fail fast while a dependency is down."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import inspect
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from aipowertools.core.errors import CircuitOpenError, ConfigurationError, ErrorKind, classify
+from aipowertools.resilience._breaker_store import (
+    BreakerConfig,
+    BreakerStore,
+    MemoryBreakerStore,
+    Outcome,
+    RedisBreakerStore,
+    Snapshot,
+)
+
+logger = logging.getLogger("aipowertools.resilience.breaker")
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+DEFAULT_COUNTED = frozenset({ErrorKind.TRANSIENT, ErrorKind.TIMEOUT, ErrorKind.RATE_LIMITED})
+Counted = Iterable[ErrorKind | type[BaseException]] | Callable[[BaseException], bool]
+
+
+class CircuitState(str, enum.Enum):
+    """The three states of a circuit."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """A breaker changed state (given to ``on_state_change`` listeners and logged)."""
+
+    name: str
+    old: CircuitState
+    new: CircuitState
+    at: float
+
+
+class _Call:
+    """One admitted call; report its outcome exactly once."""
+
+    __slots__ = ("_breaker", "_done", "probe")
+
+    def __init__(self, breaker: CircuitBreaker, probe: bool) -> None:
+        self._breaker = breaker
+        self.probe = probe
+        self._done = False
+
+    def finish(self, exc: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._breaker._finish(self.probe, exc)
+
+
+class CircuitBreaker:
+    """Closed -> open after repeated failures -> half-open probes -> closed again.
+
+    Args:
+        name: Identifies the circuit (shared state uses it as the Redis key).
+        failure_threshold: Counted failures inside ``window`` that open the circuit.
+        recovery_timeout: Seconds the circuit stays open before letting probes through.
+        window: Sliding window in seconds for counting failures.
+        failure_rate_threshold: Also open when this fraction of calls in the window failed
+            (once at least ``minimum_requests`` calls were seen).
+        minimum_requests: Calls needed before the failure rate counts.
+        half_open_max_calls: Probes allowed at the same time while half-open.
+        success_threshold: Successful probes needed to close.
+        counted: Which errors count as failures: ``ErrorKind`` values, exception types or a
+            predicate. Default: transient, timeout and rate-limited (never the caller's own bad
+            requests, authentication or content-policy errors).
+        store: ``None`` / ``"memory://"`` (this process) or a ``redis://`` URL (all processes).
+        prefix: Redis key prefix.
+        on_state_change: Called with a :class:`StateChange` on each transition.
+        clock: Epoch-seconds clock of the in-memory store (tests inject a fake one).
+
+    Example:
+        >>> breaker = CircuitBreaker("openai", failure_threshold=3, recovery_timeout=30)
+        >>> breaker.call(lambda: "ok")
+        'ok'
+        >>> breaker.state
+        <CircuitState.CLOSED: 'closed'>
+    """
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        failure_threshold: int = 5,
+        recovery_timeout: float = 60.0,
+        window: float = 60.0,
+        failure_rate_threshold: float | None = None,
+        minimum_requests: int = 10,
+        half_open_max_calls: int = 1,
+        success_threshold: int = 1,
+        counted: Counted | None = None,
+        store: str | None = None,
+        prefix: str = "aipowertools:circuit",
+        on_state_change: Callable[[StateChange], Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        for label, value in (
+            ("failure_threshold", failure_threshold),
+            ("minimum_requests", minimum_requests),
+            ("half_open_max_calls", half_open_max_calls),
+            ("success_threshold", success_threshold),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{label} must be an int >= 1, got {value!r}")
+        for label, num in (("recovery_timeout", recovery_timeout), ("window", window)):
+            if not (isinstance(num, int | float) and math.isfinite(num) and num > 0):
+                raise ConfigurationError(f"{label} must be > 0 seconds, got {num!r}")
+        if failure_rate_threshold is not None and not 0 < failure_rate_threshold <= 1:
+            raise ConfigurationError(
+                f"failure_rate_threshold must be in (0, 1], got {failure_rate_threshold!r}"
+            )
+        self.name = name
+        self.config = BreakerConfig(
+            failure_threshold=failure_threshold,
+            recovery_timeout=float(recovery_timeout),
+            window=float(window),
+            failure_rate_threshold=failure_rate_threshold,
+            minimum_requests=minimum_requests,
+            half_open_max_calls=half_open_max_calls,
+            success_threshold=success_threshold,
+        )
+        self.counted = counted
+        self._listeners: list[Callable[[StateChange], Any]] = (
+            [on_state_change] if on_state_change else []
+        )
+        url = store or "memory://"
+        scheme = url.split(":", 1)[0].lower()
+        self._shared = scheme in ("redis", "rediss", "unix")
+        self._store: BreakerStore
+        if scheme == "memory":
+            self._store = MemoryBreakerStore(self.config, clock)
+        elif self._shared:
+            self._store = RedisBreakerStore(url, name, self.config, prefix)
+        else:
+            from aipowertools.core.errors import StoreURLError
+
+            raise StoreURLError(url, "circuit breakers support memory:// and redis:// stores")
+
+    # -- events --------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[StateChange], Any]) -> None:
+        """Call ``listener`` with a :class:`StateChange` on every transition made here."""
+        self._listeners.append(listener)
+
+    def _emit(self, transition: tuple[str, str] | None) -> None:
+        if transition is None:
+            return
+        change = StateChange(
+            self.name, CircuitState(transition[0]), CircuitState(transition[1]), time.time()
+        )
+        log = logger.warning if change.new is CircuitState.OPEN else logger.info
+        log(
+            "circuit %r: %s -> %s",
+            self.name,
+            change.old.value,
+            change.new.value,
+            extra={"event": "circuit_state", "circuit": self.name, "state": change.new.value},
+        )
+        for listener in self._listeners:
+            try:
+                listener(change)
+            except Exception:  # a listener must never break the caller
+                logger.exception("circuit %r state listener failed", self.name)
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        """Current state (read from the store, so shared state is always fresh)."""
+        return CircuitState(self._store.snapshot().state)
+
+    def snapshot(self) -> Snapshot:
+        """State, failures and calls in the window, opened-at time and probes in flight."""
+        return self._store.snapshot()
+
+    def reset(self) -> None:
+        """Force the circuit closed and forget its history."""
+        self._emit(self._store.reset())
+
+    def is_counted(self, exc: BaseException) -> bool:
+        """Whether ``exc`` counts as a failure of the protected dependency."""
+        if not isinstance(exc, Exception) or isinstance(exc, CircuitOpenError):
+            return False
+        spec = self.counted
+        if spec is None:
+            return classify(exc) in DEFAULT_COUNTED
+        if callable(spec):
+            return bool(spec(exc))
+        kind = classify(exc)
+        return any(
+            (kind is item) if isinstance(item, ErrorKind) else isinstance(exc, item)
+            for item in spec
+        )
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def enter(self) -> _Call:
+        """Ask to make one call; raises ``CircuitOpenError`` while open.
+
+        Returns:
+            A handle: call ``finish(exc_or_None)`` on it once the call is over.
+        """
+        admission = self._store.before()
+        self._emit(admission.transition)
+        if not admission.allowed:
+            raise CircuitOpenError(self.name, admission.retry_at)
+        return _Call(self, admission.probe)
+
+    def _finish(self, probe: bool, exc: BaseException | None) -> None:
+        outcome: Outcome
+        if exc is None:
+            outcome = "success"
+        elif self.is_counted(exc):
+            outcome = "failure"
+        else:
+            outcome = "ignored"
+        self._emit(self._store.after(outcome, probe))
+
+    async def aenter(self) -> _Call:
+        """Async form of :meth:`enter` (a shared store is asked off the event loop)."""
+        if not self._shared:
+            return self.enter()
+        return await asyncio.to_thread(self.enter)
+
+    async def _afinish(self, call: _Call, exc: BaseException | None) -> None:
+        if self._shared:
+            await asyncio.to_thread(call.finish, exc)
+        else:
+            call.finish(exc)
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn`` through the breaker."""
+        handle = self.enter()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            handle.finish(exc)
+            raise
+        handle.finish(None)
+        return result
+
+    async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Await ``fn`` through the breaker."""
+        handle = await self.aenter()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            await self._afinish(handle, exc)
+            raise
+        await self._afinish(handle, None)
+        return result
+
+    def __call__(self, fn: F) -> F:
+        """Decorate a sync or async function."""
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self.acall(fn, *args, **kwargs)
+
+            return cast("F", async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return self.call(fn, *args, **kwargs)
+
+        return cast("F", wrapper)
+
+
+def circuit_breaker(
+    name: str | None = None,
+    *,
+    failure_threshold: int = 5,
+    recovery_timeout: float = 60.0,
+    **options: Any,
+) -> Callable[[F], F]:
+    """Protect a function with its own :class:`CircuitBreaker` (named after the function).
+
+    Example:
+        >>> @circuit_breaker(failure_threshold=5, recovery_timeout=60)
+        ... async def risky_operation() -> str:
+        ...     return "ok"
+    """
+
+    def decorate(fn: F) -> F:
+        breaker = CircuitBreaker(
+            name or f"{fn.__module__}.{fn.__qualname__}",
+            failure_threshold=failure_threshold,
+            recovery_timeout=recovery_timeout,
+            **options,
+        )
+        wrapped = breaker(fn)
+        wrapped.breaker = breaker  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorate
