@@ -1,0 +1,220 @@
+"""The Redis backend (``redis://``): a hash per session for values, a Redis list per list.
+
+Keys share one hash tag so a session lives on one cluster slot::
+
+    {prefix}:{ns/sid}:h        hash: "d:<key>" -> envelope, "v:<key>" -> version
+    {prefix}:{ns/sid}:l:<key>  list items (RPUSH: O(1) per item, atomic)
+    {prefix}:{ns/sid}:k        set of list names
+    {prefix}:{ns/sid}:m        marker carrying the session TTL (every key gets the same PTTL)
+    {prefix}:idx:{ns}          sorted set: sid -> expiry (inf when none), for listing
+
+Writes are Lua scripts: one round trip, atomic, and they copy the session TTL onto any key they
+create, so an idle session disappears as a whole.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from aipowertools.sessions._backend import Versioned, conflict
+from aipowertools.sessions._errors import SessionLockError
+
+_APPEND = """
+local n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+redis.call('SADD', KEYS[2], ARGV[1])
+local t = redis.call('PTTL', KEYS[3])
+if t > 0 then
+  redis.call('PEXPIRE', KEYS[1], t)
+  redis.call('PEXPIRE', KEYS[2], t)
+end
+return n
+"""
+
+_SET = """
+local v = tonumber(redis.call('HGET', KEYS[1], 'v:' .. ARGV[1]) or '0')
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= v then
+  return {0, v}
+end
+redis.call('HSET', KEYS[1], 'd:' .. ARGV[1], ARGV[2], 'v:' .. ARGV[1], v + 1)
+local t = redis.call('PTTL', KEYS[2])
+if t > 0 then redis.call('PEXPIRE', KEYS[1], t) end
+return {1, v + 1}
+"""
+
+_TOUCH = """
+local names = redis.call('SMEMBERS', KEYS[3])
+local all = {KEYS[1], KEYS[2], KEYS[3]}
+for _, name in ipairs(names) do table.insert(all, ARGV[3] .. name) end
+if ARGV[1] == '' then
+  redis.call('SET', KEYS[2], '1')
+  for _, k in ipairs(all) do redis.call('PERSIST', k) end
+  redis.call('ZADD', KEYS[4], 'inf', ARGV[2])
+else
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+  for _, k in ipairs(all) do redis.call('PEXPIRE', k, ARGV[1]) end
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
+end
+return 1
+"""
+
+_DROP = """
+local names = redis.call('SMEMBERS', KEYS[3])
+for _, name in ipairs(names) do redis.call('DEL', ARGV[2] .. name) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return 1
+"""
+
+_TRIM = """
+local n = redis.call('LLEN', KEYS[1])
+local gone = n - tonumber(ARGV[1])
+if gone <= 0 then return 0 end
+redis.call('LTRIM', KEYS[1], gone, -1)
+return gone
+"""
+
+_MAX_ARGS = 4000  # Lua unpack() limit is ~8000 values; stay well below it
+
+
+class RedisBackend:
+    """Sessions on Redis, on the shared client of ``aipowertools.core.stores.redis_client``."""
+
+    def __init__(self, url: str, *, prefix: str = "aipt:sess", client: Any = None) -> None:
+        if client is None:
+            from aipowertools.core.stores import redis_client
+
+            client = redis_client(url)
+        self._r = client
+        self.url = url
+        self._prefix = prefix
+        self._append = self._r.register_script(_APPEND)
+        self._set = self._r.register_script(_SET)
+        self._touch = self._r.register_script(_TOUCH)
+        self._drop = self._r.register_script(_DROP)
+        self._trim = self._r.register_script(_TRIM)
+
+    def _base(self, ns: str, sid: str) -> str:
+        return f"{self._prefix}:{{{ns}/{sid}}}:"
+
+    def get(self, ns: str, sid: str, key: str) -> Versioned | None:
+        data, version = self._r.hmget(self._base(ns, sid) + "h", f"d:{key}", f"v:{key}")
+        if data is None:
+            return None
+        return Versioned(bytes(data), int(version))
+
+    def get_values(self, ns: str, sid: str) -> dict[str, Versioned]:
+        raw = self._r.hgetall(self._base(ns, sid) + "h")
+        out = {}
+        for field, data in raw.items():
+            name = field.decode()
+            if name.startswith("d:"):
+                key = name[2:]
+                out[key] = Versioned(bytes(data), int(raw[f"v:{key}".encode()]))
+        return out
+
+    def set(self, ns: str, sid: str, key: str, data: bytes, expected: int | None) -> int:
+        base = self._base(ns, sid)
+        ok, version = self._set(
+            keys=[base + "h", base + "m"], args=[key, data, "" if expected is None else expected]
+        )
+        if not ok:
+            raise conflict(sid, key, expected, int(version))
+        return int(version)
+
+    def delete(self, ns: str, sid: str, key: str) -> None:
+        base = self._base(ns, sid)
+        with self._r.pipeline(transaction=True) as pipe:
+            pipe.hdel(base + "h", f"d:{key}", f"v:{key}")
+            pipe.delete(base + "l:" + key)
+            pipe.srem(base + "k", key)
+            pipe.execute()
+
+    def append(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
+        base = self._base(ns, sid)
+        keys = [base + "l:" + key, base + "k", base + "m"]
+        if len(items) <= _MAX_ARGS:
+            return int(self._append(keys=keys, args=[key, *items]))
+        # Larger batches: one MULTI/EXEC so the items still land contiguously, in one round trip.
+        with self._r.pipeline(transaction=True) as pipe:
+            for i in range(0, len(items), _MAX_ARGS):
+                self._append(keys=keys, args=[key, *items[i : i + _MAX_ARGS]], client=pipe)
+            return int(pipe.execute()[-1])
+
+    def length(self, ns: str, sid: str, key: str) -> int:
+        return int(self._r.llen(self._base(ns, sid) + "l:" + key))
+
+    def read(self, ns: str, sid: str, key: str, start: int, stop: int) -> list[bytes]:
+        if stop <= start:
+            return []
+        return [bytes(x) for x in self._r.lrange(self._base(ns, sid) + "l:" + key, start, stop - 1)]
+
+    def trim(self, ns: str, sid: str, key: str, keep_last: int) -> int:
+        return int(self._trim(keys=[self._base(ns, sid) + "l:" + key], args=[keep_last]))
+
+    def keys(self, ns: str, sid: str) -> list[str]:
+        base = self._base(ns, sid)
+        with self._r.pipeline(transaction=False) as pipe:
+            pipe.hkeys(base + "h")
+            pipe.smembers(base + "k")
+            fields, lists = pipe.execute()
+        names = {f.decode()[2:] for f in fields if f.startswith(b"d:")}
+        lists = [n.decode() for n in lists]
+        if lists:
+            with self._r.pipeline(transaction=False) as pipe:
+                for n in lists:
+                    pipe.llen(base + "l:" + n)
+                names.update(n for n, size in zip(lists, pipe.execute(), strict=True) if size)
+        return sorted(names)
+
+    def touch(self, ns: str, sid: str, ttl: float | None) -> None:
+        base = self._base(ns, sid)
+        ms = "" if ttl is None else str(max(1, int(ttl * 1000)))
+        expiry = "inf" if ttl is None else repr(time.time() + ttl)
+        self._touch(
+            keys=[base + "h", base + "m", base + "k", f"{self._prefix}:idx:{ns}"],
+            args=[ms, sid, base + "l:", expiry],
+        )
+
+    def sessions(self, ns: str) -> list[str]:
+        found = self._r.zrangebyscore(f"{self._prefix}:idx:{ns}", f"({time.time()!r}", math.inf)
+        return sorted(s.decode() for s in found)
+
+    def drop(self, ns: str, sid: str) -> None:
+        base = self._base(ns, sid)
+        self._drop(
+            keys=[base + "h", base + "m", base + "k", f"{self._prefix}:idx:{ns}"],
+            args=[sid, base + "l:"],
+        )
+
+    def cleanup(self, ns: str) -> int:
+        # The keys themselves expire natively; this forgets them in the listing index.
+        idx = f"{self._prefix}:idx:{ns}"
+        dead = self._r.zrangebyscore(idx, "-inf", time.time())
+        for sid in dead:
+            self.drop(ns, sid.decode())
+        return len(dead)
+
+    def lock(
+        self, ns: str, sid: str, name: str, timeout: float, ttl: float
+    ) -> AbstractContextManager[None]:
+        lk = self._r.lock(
+            f"{self._base(ns, sid)}lock:{name}", timeout=ttl, blocking_timeout=timeout, sleep=0.005
+        )
+
+        @contextmanager
+        def _cm() -> Iterator[None]:
+            if not lk.acquire():
+                raise SessionLockError(sid, name, timeout)
+            try:
+                yield
+            finally:
+                lk.release()
+
+        return _cm()
+
+    def close(self) -> None:
+        """The client is shared (owned by aipowertools.core.stores); nothing to release."""

@@ -1,0 +1,103 @@
+"""Fixtures for session backends on real services: Redis, PostgreSQL and moto's S3 server."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aipowertools.sessions import MemoryBackend, SessionBackend
+
+BACKENDS = ["memory", "diskcache", "redis", "postgresql", "s3"]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server over real HTTP on loopback, with one bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+        Bucket="aipt-sessions"
+    )
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL of ``kind`` private to the calling test."""
+    tag = uuid.uuid4().hex[:10]
+    if kind == "memory":
+        return f"memory://{tag}"
+    if kind == "diskcache":
+        return f"diskcache://{tmp_path / 'sessions'}"
+    if kind == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    if kind == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return f"s3://aipt-sessions/{tag}?endpoint_url={endpoint}&region=us-east-1"
+
+
+def make_backend(kind: str, url: str) -> SessionBackend:
+    """A fresh backend object for ``url`` (not the process-wide shared one)."""
+    if kind == "memory":
+        return MemoryBackend(url)
+    if kind == "diskcache":
+        from aipowertools.sessions._diskcache import DiskCacheBackend
+
+        return DiskCacheBackend(url.removeprefix("diskcache://"))
+    if kind == "redis":
+        import redis
+
+        from aipowertools.sessions._redis import RedisBackend
+
+        return RedisBackend(
+            url, prefix=f"t{uuid.uuid4().hex[:8]}", client=redis.Redis.from_url(url)
+        )
+    if kind == "postgresql":
+        from psycopg_pool import ConnectionPool
+
+        from aipowertools.sessions._postgres import PostgresBackend
+
+        pool = ConnectionPool(url, min_size=1, max_size=4, open=True)
+        return PostgresBackend(url, pool=pool)
+    from aipowertools.sessions._s3 import S3Backend
+
+    return S3Backend(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def backend(
+    backend_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[SessionBackend]:
+    b = make_backend(backend_kind, store_url(backend_kind, request, tmp_path))
+    try:
+        yield b
+    finally:
+        pool = getattr(b, "_pool", None)
+        b.close()
+        if backend_kind == "postgresql" and pool is not None:
+            pool.close()

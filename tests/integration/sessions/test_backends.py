@@ -1,0 +1,152 @@
+"""Every backend keeps the same promises, checked through the public Session API."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from aipowertools.core.errors import SessionConflictError
+from aipowertools.sessions import Session, SessionBackend, SessionLimitError, SessionLockError
+
+
+@pytest.fixture
+def ns() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def test_values_lists_and_keys(backend: SessionBackend, ns: str) -> None:
+    s = Session("project-abc", store=backend, namespace=ns)
+    assert s.get("user_context") is None
+    assert s.set("user_context", {"id": 123, "role": "admin"}) == 1
+    s.append("conversation_history", {"role": "user", "content": "hi"})
+    s.extend("conversation_history", [{"role": "assistant", "content": "hello"}, {"n": 3}])
+    assert s.get("user_context") == {"id": 123, "role": "admin"}
+    assert s.get("conversation_history") == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"n": 3},
+    ]
+    assert s.keys() == ["conversation_history", "user_context"]
+    assert s.get_all() == {
+        "conversation_history": s.get("conversation_history"),
+        "user_context": {"id": 123, "role": "admin"},
+    }
+    assert s.length("conversation_history") == 3
+    assert s.items("conversation_history", 1, 2) == [{"role": "assistant", "content": "hello"}]
+    assert s.items("conversation_history", -1) == [{"n": 3}]
+    s.delete("conversation_history")
+    assert s.keys() == ["user_context"]
+    assert s.get("conversation_history", "gone") == "gone"
+
+
+def test_compare_and_set(backend: SessionBackend, ns: str) -> None:
+    s = Session("cas", store=backend, namespace=ns)
+    assert s.set("n", 1, expected_version=0) == 1
+    with pytest.raises(SessionConflictError) as err:
+        s.set("n", 2, expected_version=0)
+    assert err.value.session_id == "cas"
+    value, version = s.get_versioned("n")
+    assert (value, version) == (1, 1)
+    assert s.set("n", 2, expected_version=1) == 2
+    with pytest.raises(SessionConflictError):
+        s.set("n", 3, expected_version=1)
+    assert s.get("n") == 2
+    assert s.set("n", 5) == 3  # unconditional still bumps the version
+
+
+def test_update_under_threads_loses_nothing(backend: SessionBackend, ns: str) -> None:
+    s = Session("counter", store=backend, namespace=ns)
+
+    def work() -> None:
+        for _ in range(5):
+            s.update("count", lambda n: n + 1, default=0)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert s.get("count") == 20
+
+
+def test_trim_oldest_and_error(backend: SessionBackend, ns: str) -> None:
+    s = Session("window", store=backend, namespace=ns, max_items=3)
+    for i in range(5):
+        s.append("h", i)
+    assert s.get("h") == [2, 3, 4]
+    strict = Session("strict", store=backend, namespace=ns, max_items=2, trim="error")
+    strict.extend("h", [1, 2])
+    with pytest.raises(SessionLimitError):
+        strict.append("h", 3)
+    assert strict.get("h") == [1, 2]
+
+
+def test_ttl_expiry_listing_and_cleanup(backend: SessionBackend, ns: str) -> None:
+    keep = Session("keep", store=backend, namespace=ns)
+    keep.set("a", 1)
+    brief = Session("brief", store=backend, namespace=ns, ttl=0.3)
+    brief.set("a", 1)
+    brief.append("h", "x")
+    assert Session.list_sessions(backend, namespace=ns) == ["brief", "keep"]
+    time.sleep(0.45)
+    assert brief.get("a") is None
+    assert brief.get("h") is None
+    assert Session.list_sessions(backend, namespace=ns) == ["keep"]
+    Session.cleanup(backend, namespace=ns)
+    assert Session.list_sessions(backend, namespace=ns) == ["keep"]
+    assert keep.get("a") == 1
+
+
+def test_tenants_are_isolated(backend: SessionBackend, ns: str) -> None:
+    a = Session("same-id", store=backend, namespace=ns + "a")
+    b = Session("same-id", store=backend, namespace=ns + "b")
+    a.set("secret", "alpha")
+    a.append("h", 1)
+    assert b.get("secret") is None
+    assert b.keys() == []
+    assert Session.list_sessions(backend, namespace=ns + "b") == []
+
+
+def test_lock_excludes_other_holders(backend: SessionBackend, ns: str) -> None:
+    s = Session("locked", store=backend, namespace=ns)
+    with s.lock("edit"):
+        other = Session("locked", store=backend, namespace=ns)
+        with pytest.raises(SessionLockError), other.lock("edit", timeout=0.1):
+            pass
+    with s.lock("edit", timeout=1):
+        pass
+
+
+def test_clear_and_backup_roundtrip(backend: SessionBackend, ns: str, tmp_path: Path) -> None:
+    s = Session("snap", store=backend, namespace=ns)
+    s.set("profile", {"name": "Ada"})
+    s.extend("h", list(range(25)))
+    path = s.create_backup(tmp_path / "snap.backup")
+    s.clear()
+    assert s.get_all() == {}
+    restored = Session.restore_backup(path, store=backend)
+    assert restored.get_all() == {"h": list(range(25)), "profile": {"name": "Ada"}}
+    copy = Session.restore_backup(path, store=backend, session_id="snap-copy")
+    assert copy.get("h") == list(range(25))
+
+
+async def test_async_twins(backend: SessionBackend, ns: str) -> None:
+    s = Session("async", store=backend, namespace=ns)
+    assert await s.aset("k", [1, 2]) == 1
+    await s.aappend("h", "a")
+    await s.aextend("h", ["b", "c"])
+    assert await s.aget("k") == [1, 2]
+    assert await s.aitems("h", 1) == ["b", "c"]
+    assert await s.alength("h") == 3
+    assert await s.akeys() == ["h", "k"]
+    assert await s.aget_all() == {"h": ["a", "b", "c"], "k": [1, 2]}
+    async with s.alock():
+        assert await s.aupdate("n", lambda v: v + 1, default=0) == 1
+    await s.adelete("k")
+    assert await s.aget_versioned("k") == (None, 0)
+    await s.aclear()
+    assert await s.aget_all() == {}
