@@ -1,0 +1,108 @@
+"""Adapters from the router to core's CostTracker (money) and ProviderMonitor (latency).
+
+Ledger keys: the attempt that answered is recorded under the request id (the id the answer
+carries, so a cost callback handler recording the same answer is a no-op); every other attempt
+(failed, cancelled, the losing side of a race) under its own attempt id.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aipowertools.router._engine import Candidate
+from aipowertools.router._execute import Observer
+from aipowertools.router._result import Attempt
+
+_VIEW_TTL_S = 0.5
+
+
+class TrackerAccounting:
+    """Reserves each attempt's worst case and settles its real cost in a ``CostTracker``."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+        self._view: tuple[float | None, float] = (None, 0.0)
+        self._view_at = -1.0
+        self._limit = self._monthly_limit()
+        self._usage_cls: Any = None
+
+    def _monthly_limit(self) -> float | None:
+        for limit in getattr(self.tracker.budgets, "limits", ()):
+            if limit.scope == "global" and limit.hard and limit.period == "month":
+                return float(limit.limit_usd)
+        return None
+
+    def budget_view(self) -> tuple[float | None, float]:
+        """(USD left this month or None, fraction of the monthly budget spent), cached 0.5 s."""
+        now = time.monotonic()
+        if now - self._view_at < _VIEW_TTL_S:
+            return self._view
+        self._view_at = now
+        remaining = self.tracker.remaining_usd("global")
+        limit = self._limit
+        fraction = 0.0
+        if remaining is not None and limit:
+            fraction = min(1.0, max(0.0, 1.0 - remaining / limit))
+        self._view = (remaining, fraction)
+        return self._view
+
+    async def reserve(self, attempt_id: str, candidate: Candidate, request_id: str) -> Any:
+        """Hold the attempt's worst-case cost (raises BudgetExceededError when it cannot)."""
+        return await self.tracker.areserve(
+            candidate.worst_cost_usd, request_id=request_id, tags=("router",)
+        )
+
+    async def settle(self, token: Any, attempt: Attempt, candidate: Candidate) -> None:
+        """Record the attempt once (cost, usage, latency, status) and settle its reservation."""
+        usage_cls = self._usage_cls
+        if usage_cls is None:
+            from aipowertools.core import Usage
+
+            usage_cls = self._usage_cls = Usage
+        d = candidate.deployment
+        await self.tracker.asettle(
+            token,
+            model=d.catalog_model or d.model,
+            request_id=attempt.ledger_key or attempt.attempt_id,
+            usage=usage_cls(input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens),
+            cost_usd=attempt.cost_usd,
+            cost_exact=attempt.error_kind != "cancelled",
+            provider=d.provider,
+            latency_ms=attempt.latency_ms,
+            status="ok" if attempt.ok else (attempt.error_kind or "error"),
+        )
+        self._view_at = -1.0
+
+
+def make_accounting(tracker: Any, budget_usd_per_month: float | None) -> TrackerAccounting | None:
+    """The accounting for a router: the given tracker, or one on the default store."""
+    if tracker is None and budget_usd_per_month is None:
+        return None
+    if tracker is None:
+        from aipowertools.core import CostTracker
+
+        tracker = CostTracker(budget_usd=budget_usd_per_month, budget_period="month")
+    elif budget_usd_per_month is not None:
+        tracker.add_budget(budget_usd_per_month, scope="global", period="month")
+    return TrackerAccounting(tracker)
+
+
+def make_observer(monitor: Any) -> tuple[Observer | None, Any]:
+    """An observer feeding ``monitor`` (a ``ProviderMonitor``); None when there is none."""
+    if monitor is None:
+        return None, None
+    record = monitor.record
+
+    def observe(
+        deployment: str, latency_ms: float, ok: bool, output_tokens: int, kind: str | None
+    ) -> None:
+        record(
+            deployment,
+            latency_ms=latency_ms,
+            ok=ok,
+            output_tokens=output_tokens,
+            error_kind=kind,
+        )
+
+    return observe, monitor

@@ -1,0 +1,84 @@
+"""Task complexity: a documented heuristic from the messages, or a pluggable classifier.
+
+The heuristic scores 0..1 as the sum of, clamped to [0, 1]:
+
+* ``0.15`` base;
+* length: ``0.35 x min(1, characters of the last user turn / 4000)``;
+* code: ``+0.2`` when the text holds a code fence, a ``def``/``class``/``function`` or SQL;
+* reasoning cues (``prove``, ``step by step``, ``analy[sz]e``, ``trade-off``, ``derive``,
+  ``design``, ``optimi[sz]e``, ``why``, ``compare``, ``debug``): ``+0.1`` each, at most ``+0.3``;
+* a long conversation (more than 6 messages): ``+0.1``;
+* simple-task cues (``translate``, ``summari[sz]e``, ``classify``, ``extract``, ``yes or no``,
+  ``one word``, ``spell``): ``-0.1`` each, at most ``-0.2``.
+
+The quality floor used by ``cost_optimal`` is ``0.35 + 0.55 x complexity`` (0.35 for trivial
+tasks, 0.9 for the hardest), unless the caller gives ``required_quality``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+_CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+|\bfunction\b|\bSELECT\b.+\bFROM\b|=>|#include")
+_REASONING = re.compile(
+    r"\b(prove|step[- ]by[- ]step|analy[sz]e|trade-?offs?|derive|design|optimi[sz]e|why|"
+    r"compare|debug)\b",
+    re.IGNORECASE,
+)
+_SIMPLE = re.compile(
+    r"\b(translate|summari[sz]e|classify|extract|yes or no|one word|spell)\b", re.IGNORECASE
+)
+
+
+@runtime_checkable
+class ComplexityClassifier(Protocol):
+    """Anything that scores a conversation's difficulty from 0 (trivial) to 1 (hardest)."""
+
+    def __call__(self, messages: Sequence[Mapping[str, Any]]) -> float:
+        """Score ``messages`` (OpenAI-style dicts) from 0 to 1."""
+        ...
+
+
+def text_of(message: Mapping[str, Any]) -> str:
+    """The plain text of an OpenAI-style message (text parts of multimodal content)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
+    return ""
+
+
+def heuristic_complexity(messages: Sequence[Mapping[str, Any]]) -> float:
+    """Score the difficulty of the last user turn with the documented heuristic (0..1)."""
+    last = ""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            last = text_of(message)
+            break
+    score = 0.15 + 0.35 * min(1.0, len(last) / 4000)
+    if _CODE.search(last):
+        score += 0.2
+    score += min(0.3, 0.1 * len(_REASONING.findall(last)))
+    if len(messages) > 6:
+        score += 0.1
+    score -= min(0.2, 0.1 * len(_SIMPLE.findall(last)))
+    return min(1.0, max(0.0, score))
+
+
+def quality_floor(complexity: float) -> float:
+    """Quality a deployment needs for a task of this complexity: ``0.35 + 0.55 x c``."""
+    return 0.35 + 0.55 * complexity
+
+
+def downgrade_factor(fraction_spent: float) -> float:
+    """How much the quality floor is kept as the monthly budget depletes (the default curve).
+
+    ``1.0`` until half the budget is spent, then falling linearly to ``0.6`` when all of it
+    is spent: ``1 - 0.8 x (spent - 0.5)``, clamped to ``[0.6, 1]``.
+    """
+    if fraction_spent <= 0.5:
+        return 1.0
+    return max(0.6, 1.0 - 0.8 * (fraction_spent - 0.5))

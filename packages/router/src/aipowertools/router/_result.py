@@ -1,0 +1,117 @@
+"""What a routed call returns: the answer, where it came from, what it cost, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aipowertools.core.errors import AIPowerToolsError
+
+if TYPE_CHECKING:
+    from aipowertools.router._engine import Decision
+    from aipowertools.router._types import Completion, ToolCall
+
+
+@dataclass
+class Attempt:
+    """One call to one deployment made for a request (failed, cancelled and hedged ones too).
+
+    Attributes:
+        deployment: deployment name.
+        ok: the call returned an answer.
+        latency_ms: wall time of the call.
+        cost_usd: what it cost (estimated from the prompt for cancelled calls).
+        input_tokens: prompt tokens (estimated when the provider did not say).
+        output_tokens: completion tokens.
+        error_kind: ``ErrorKind`` value of the failure, ``"cancelled"`` for a lost race.
+        hedge: started as a hedge (race) or in parallel (parallel_best).
+        attempt_id: unique id of this attempt.
+        ledger_key: the ledger record's request id: the request id for the answer that was
+            used, the attempt id for every other attempt.
+    """
+
+    deployment: str
+    ok: bool
+    latency_ms: float
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error_kind: str | None = None
+    hedge: bool = False
+    attempt_id: str = ""
+    ledger_key: str = ""
+
+
+@dataclass
+class RouteResult:
+    """The answer to a routed request.
+
+    Attributes:
+        content: the answer's text.
+        tool_calls: tool calls the model asked for.
+        provider: provider of the deployment that answered (``openai``, ``ollama_chat``...).
+        model: model string of that deployment.
+        deployment: its name.
+        cost: USD spent on this request, every attempt included.
+        latency_ms: wall time of the whole request.
+        decision: where the router sent it and why.
+        attempts: every call made for it, in start order.
+        request_id: id for :meth:`LLMRouter.record_feedback` and the ledger.
+        finish_reason: why the model stopped.
+        completion: the winning deployment's full :class:`Completion`.
+    """
+
+    content: str
+    tool_calls: list[ToolCall]
+    provider: str
+    model: str
+    deployment: str
+    cost: float
+    latency_ms: float
+    decision: Decision
+    attempts: list[Attempt]
+    request_id: str
+    finish_reason: str | None
+    completion: Completion = field(repr=False)
+
+    @property
+    def usage(self) -> Any:
+        """Token usage of the winning call, as ``aipowertools.core.Usage``."""
+        from aipowertools.core import Usage
+
+        c = self.completion
+        return Usage(
+            input_tokens=c.input_tokens,
+            output_tokens=c.output_tokens,
+            cached_input_tokens=c.cached_input_tokens,
+            reasoning_tokens=c.reasoning_tokens,
+        )
+
+    @property
+    def input_tokens(self) -> int:
+        """Prompt tokens of the winning call."""
+        return self.completion.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        """Completion tokens of the winning call."""
+        return self.completion.output_tokens
+
+
+class NoDeploymentError(AIPowerToolsError):
+    """No deployment passed the filters for a request; ``rejected`` says why for each.
+
+    Relax a constraint (``max_cost``, ``max_latency_ms``, ``required_quality``), add a
+    deployment that fits, or wait for a cooling-down deployment to come back.
+    """
+
+    def __init__(self, rejected: list[tuple[str, str]]) -> None:
+        self.rejected = dict(rejected)
+        reasons = "; ".join(f"{name}: {why}" for name, why in rejected) or "no deployments"
+        super().__init__(
+            f"no deployment can take this request ({reasons}). Relax a constraint, add a "
+            "deployment that fits, or wait for a cooling-down one to come back."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (list(self.rejected.items()),))

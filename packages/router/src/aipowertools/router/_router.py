@@ -1,0 +1,512 @@
+"""LLMRouter: the framework-free front door."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from aipowertools.core.errors import ConfigurationError, ContextWindowExceededError
+from aipowertools.router._complexity import (
+    ComplexityClassifier,
+    downgrade_factor,
+    heuristic_complexity,
+)
+from aipowertools.router._context import Prompt, prepare, trim
+from aipowertools.router._deployment import Deployment, resolve
+from aipowertools.router._engine import Decision, DecisionEngine, PrivacyPolicy, RouteRequest
+from aipowertools.router._execute import Accounting, Executor, Observer
+from aipowertools.router._health import DeploymentState, HealthPolicy
+from aipowertools.router._result import Attempt, NoDeploymentError, RouteResult
+from aipowertools.router._strategies import Strategy, get_strategy
+from aipowertools.router._stream import RouteStream
+from aipowertools.router._sync import iterate_sync, run_sync
+from aipowertools.router._transport import LiteLLMTransport, Transport
+
+logger = logging.getLogger("aipowertools.router")
+
+#: Default models per cloud provider name: a small and a large one.
+PROVIDER_MODELS: dict[str, tuple[str, ...]] = {
+    "openai": ("openai/gpt-4o-mini", "openai/gpt-4o"),
+    "anthropic": ("anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5"),
+    "gemini": ("gemini/gemini-2.5-flash", "gemini/gemini-2.5-pro"),
+    "mistral": ("mistral/mistral-small-latest", "mistral/mistral-large-latest"),
+}
+_FEEDBACK_MEMORY = 10_000
+
+
+def _default_catalog() -> Any:
+    try:
+        from aipowertools.core import default_catalog
+    except ImportError:  # pragma: no cover - core without a catalog
+        return None
+    return default_catalog()
+
+
+def _local(spec: str | Deployment, ollama_url: str, llamacpp_url: str | None) -> Deployment:
+    if isinstance(spec, Deployment):
+        return spec if spec.local else spec.replace(local=True)
+    prefix, sep, name = spec.partition("/")
+    if not sep:
+        prefix, name = "ollama", spec
+    if prefix in ("ollama", "ollama_chat"):
+        return Deployment(f"ollama_chat/{name}", api_base=ollama_url, local=True,
+                          catalog_model=f"ollama/{name}")  # fmt: skip
+    if prefix in ("llamacpp", "llama_cpp", "llama.cpp"):
+        if not llamacpp_url:
+            raise ConfigurationError(
+                f"local model {spec!r} is a llama.cpp model: pass llamacpp_url= (the server's "
+                "base URL, e.g. http://localhost:8080)"
+            )
+        return Deployment(
+            f"openai/{name}",
+            name=f"llamacpp/{name}",
+            api_base=llamacpp_url.rstrip("/") + "/v1",
+            api_key="sk-no-key-required",
+            local=True,
+        )
+    return Deployment(spec, local=True)
+
+
+def _cloud(spec: str | Deployment) -> list[Deployment]:
+    if isinstance(spec, Deployment):
+        return [spec]
+    models = PROVIDER_MODELS.get(spec)
+    if models is not None:
+        return [Deployment(m, local=False) for m in models]
+    return [Deployment(spec, local=False)]
+
+
+class LLMRouter:
+    """Routes each request to the best deployment for its cost, latency, quality and privacy.
+
+    Args:
+        deployments: explicit deployments (or litellm model strings), for full control.
+        local_models: local models: ``"llama3"`` / ``"ollama/llama3"`` (Ollama at
+            ``ollama_url``), ``"llamacpp/<name>"`` (llama.cpp at ``llamacpp_url``), or
+            :class:`Deployment` objects.
+        cloud_providers: provider names (``"openai"``, ``"anthropic"``, ``"gemini"``,
+            ``"mistral"``: a small and a large model each, see ``PROVIDER_MODELS``), model
+            strings, or :class:`Deployment` objects.
+        strategy: default strategy: a name (``cost_optimal``, ``quality_first``,
+            ``latency_optimal``, ``weighted``, ``least_busy``, ``fallback``, ``race``,
+            ``parallel_best``) or a :class:`Strategy`.
+        budget_usd_per_month: monthly budget; attempts are reserved against it, and the
+            quality floor relaxes as it depletes (``downgrade``).
+        cost_tracker: the ``aipowertools.core.CostTracker`` to record into (one is created
+            on the embedded default store when a budget is given and this is None).
+        monitor: an ``aipowertools.core.ProviderMonitor`` fed with every attempt.
+        catalog: model catalog for prices and limits (``aipowertools.core.default_catalog()``).
+        transport: how deployments are called (litellm by default).
+        health: thresholds for cooldown / circuit breaking.
+        privacy_policy: extra ``(deployment, request) -> allowed`` rule.
+        confidential_tags: request tags that make a request confidential (local only).
+        complexity_classifier: scores a conversation 0..1 (the documented heuristic by default).
+        downgrade: budget curve ``fraction spent -> quality floor factor``.
+        allow_trim: trim history (system + pinned + recent) when no window fits.
+        ollama_url: where Ollama models are served.
+        llamacpp_url: where a llama.cpp server runs.
+        expected_output_tokens: output tokens assumed for cost estimates when max_tokens is unset.
+
+    Example:
+        >>> router = LLMRouter(
+        ...     local_models=["llama3"], cloud_providers=["openai"], budget_usd_per_month=100
+        ... )  # doctest: +SKIP
+        >>> result = await router.route(task="Hi", complexity_score=0.3)  # doctest: +SKIP
+        >>> result.provider, result.cost, result.decision.explanation  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        deployments: Sequence[Deployment | str] = (),
+        *,
+        local_models: Sequence[str | Deployment] = (),
+        cloud_providers: Sequence[str | Deployment] = (),
+        strategy: Strategy | str = "cost_optimal",
+        budget_usd_per_month: float | None = None,
+        cost_tracker: Any = None,
+        monitor: Any = None,
+        catalog: Any = None,
+        transport: Transport | None = None,
+        health: HealthPolicy | None = None,
+        privacy_policy: PrivacyPolicy | None = None,
+        confidential_tags: Sequence[str] = ("confidential",),
+        complexity_classifier: ComplexityClassifier | None = None,
+        downgrade: Callable[[float], float] = downgrade_factor,
+        allow_trim: bool = False,
+        ollama_url: str = "http://localhost:11434",
+        llamacpp_url: str | None = None,
+        expected_output_tokens: int = 512,
+    ) -> None:
+        if budget_usd_per_month is not None and budget_usd_per_month <= 0:
+            raise ConfigurationError(
+                f"budget_usd_per_month must be positive, got {budget_usd_per_month}"
+            )
+        specs: list[Deployment] = [
+            d if isinstance(d, Deployment) else Deployment(d) for d in deployments
+        ]
+        specs += [_local(m, ollama_url, llamacpp_url) for m in local_models]
+        for provider in cloud_providers:
+            specs += _cloud(provider)
+        self.catalog = catalog if catalog is not None else _default_catalog()
+        self.strategy = get_strategy(strategy)
+        self.confidential_tags = frozenset(confidential_tags)
+        self.classifier: ComplexityClassifier = complexity_classifier or heuristic_complexity
+        self.allow_trim = allow_trim
+        self.expected_output_tokens = expected_output_tokens
+        self.ollama_url = ollama_url
+        self.llamacpp_url = llamacpp_url
+        self.engine = DecisionEngine(
+            [resolve(d, self.catalog) for d in specs],
+            health=health,
+            privacy_policy=privacy_policy,
+            downgrade=downgrade,
+        )
+        self.transport: Transport = transport or LiteLLMTransport()
+        from aipowertools.router._accounting import make_accounting, make_observer
+
+        self._accounting = make_accounting(cost_tracker, budget_usd_per_month)
+        self.cost_tracker = self._accounting.tracker if self._accounting else None
+        self.budget_usd_per_month = budget_usd_per_month
+        self._observer, self.monitor = make_observer(monitor)
+        self._executor = Executor(self.transport, self._accounting, self._observer)
+        self._served: OrderedDict[str, str] = OrderedDict()
+
+    # ------------------------------------------------------------------ deployments
+    @property
+    def deployments(self) -> list[Deployment]:
+        """The deployments the router routes between."""
+        return self.engine.deployments
+
+    def state(self, name: str) -> DeploymentState:
+        """Live state (in flight, latency, error rate, cooldown) of a deployment."""
+        try:
+            return self.engine.states[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"no deployment named {name!r}; known: {', '.join(self.engine.states)}"
+            ) from None
+
+    def add_deployment(self, deployment: Deployment | str) -> Deployment:
+        """Add a deployment (resolved against the catalog); returns the resolved one."""
+        d = deployment if isinstance(deployment, Deployment) else Deployment(deployment)
+        d = resolve(d, self.catalog)
+        self.engine.set_deployments([*self.engine.deployments, d])
+        return d
+
+    def remove_deployment(self, name: str) -> None:
+        """Remove the deployment called ``name`` (a no-op when there is none)."""
+        self.engine.set_deployments([d for d in self.engine.deployments if d.name != name])
+
+    # ------------------------------------------------------------------ deciding
+    def _request(
+        self,
+        prompt: Prompt,
+        *,
+        complexity_score: float | None,
+        required_quality: float | None,
+        max_cost: float | None,
+        max_latency_ms: float | None,
+        confidential: bool | None,
+        tags: Sequence[str],
+        max_tokens: int | None,
+        needs_tools: bool,
+        needs_json: bool,
+        only: Sequence[str] | None,
+    ) -> RouteRequest:
+        if complexity_score is None:
+            complexity = self.classifier(prompt.messages)
+        elif 0.0 <= complexity_score <= 1.0:
+            complexity = complexity_score
+        else:
+            raise ConfigurationError(f"complexity_score must be in [0, 1], got {complexity_score}")
+        if required_quality is not None and not 0.0 <= required_quality <= 1.0:
+            raise ConfigurationError(f"required_quality must be in [0, 1], got {required_quality}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigurationError(f"max_tokens must be at least 1, got {max_tokens}")
+        if confidential is None:
+            confidential = bool(self.confidential_tags.intersection(tags)) if tags else False
+        remaining, spent = (
+            self._accounting.budget_view() if self._accounting is not None else (None, 0.0)
+        )
+        return RouteRequest(
+            prompt_tokens=prompt.tokens,
+            max_tokens=max_tokens,
+            expected_output_tokens=self.expected_output_tokens,
+            needs_tools=needs_tools,
+            needs_vision=prompt.has_images,
+            needs_json=needs_json,
+            complexity=complexity,
+            required_quality=required_quality,
+            max_cost_usd=max_cost,
+            max_latency_ms=max_latency_ms,
+            confidential=confidential,
+            budget_remaining_usd=remaining,
+            budget_fraction_spent=spent,
+            only=frozenset(only) if only is not None else None,
+        )
+
+    def _decide(
+        self,
+        prompt: Prompt,
+        strategy: Strategy,
+        request_id: str,
+        allow_trim: bool | None,
+        **constraints: Any,
+    ) -> tuple[Prompt, Decision]:
+        request = self._request(prompt, **constraints)
+        decision = self.engine.decide(request, strategy, request_id)
+        if decision.candidates:
+            return prompt, decision
+        too_long = [n for n, why in decision.rejected if why.startswith("context window")]
+        if not too_long:
+            raise NoDeploymentError(decision.rejected)
+        allow = self.allow_trim if allow_trim is None else allow_trim
+        largest = self.engine.largest_window()
+        if not allow:
+            raise ContextWindowExceededError(
+                f"the prompt (~{prompt.tokens} tokens plus output) fits no deployment's "
+                f"context window (largest {largest}); pass allow_trim=True to keep the "
+                "system, pinned and most recent messages, or shorten the conversation"
+            )
+        room = largest - (request.max_tokens or min(self.expected_output_tokens, largest // 4))
+        trimmed = trim(prompt, room)
+        request = self._request(trimmed, **constraints)
+        decision = self.engine.decide(request, strategy, request_id)
+        decision.warnings.append(
+            f"history trimmed from {len(prompt.messages)} to {len(trimmed.messages)} messages "
+            f"to fit a {largest}-token window"
+        )
+        if not decision.candidates:
+            raise NoDeploymentError(decision.rejected)
+        return trimmed, decision
+
+    def decide(
+        self,
+        task: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        strategy: Strategy | str | None = None,
+        complexity_score: float | None = None,
+        required_quality: float | None = None,
+        max_cost: float | None = None,
+        max_latency_ms: float | None = None,
+        confidential: bool | None = None,
+        tags: Sequence[str] = (),
+        max_tokens: int | None = None,
+        needs_tools: bool = False,
+        needs_json: bool = False,
+        deployments: Sequence[str] | None = None,
+    ) -> Decision:
+        """Decide where a request would go, without calling anything.
+
+        Takes the same arguments as :meth:`route`. Raises :class:`NoDeploymentError` when
+        nothing is eligible.
+        """
+        prompt = prepare(task, messages)
+        strat = self.strategy if strategy is None else get_strategy(strategy)
+        return self._decide(
+            prompt, strat, "", False,
+            complexity_score=complexity_score, required_quality=required_quality,
+            max_cost=max_cost, max_latency_ms=max_latency_ms, confidential=confidential,
+            tags=tags, max_tokens=max_tokens, needs_tools=needs_tools, needs_json=needs_json,
+            only=deployments,
+        )[1]  # fmt: skip
+
+    # ------------------------------------------------------------------ calling
+    async def route(
+        self,
+        task: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        strategy: Strategy | str | None = None,
+        complexity_score: float | None = None,
+        required_quality: float | None = None,
+        max_cost: float | None = None,
+        max_latency_ms: float | None = None,
+        confidential: bool | None = None,
+        tags: Sequence[str] = (),
+        max_tokens: int | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        response_format: Any = None,
+        deployments: Sequence[str] | None = None,
+        allow_trim: bool | None = None,
+        request_id: str | None = None,
+        **params: Any,
+    ) -> RouteResult:
+        """Route one request and return the answer with its cost, latency and decision.
+
+        Args:
+            task: the request as one user message, or
+            messages: the conversation (OpenAI-format dicts; ``"pinned": True`` survives trims).
+            strategy: override the router's strategy for this call.
+            complexity_score: 0..1 difficulty (the classifier scores it when omitted).
+            required_quality: hard quality floor 0..1.
+            max_cost: hard cap on the estimated cost in USD.
+            max_latency_ms: hard cap on the predicted latency.
+            confidential: local deployments only (also set by ``confidential_tags``).
+            tags: labels for privacy policies and the ledger.
+            max_tokens: output cap, passed to the provider.
+            tools: OpenAI-format tool definitions (only tool-capable deployments qualify).
+            tool_choice: passed through with ``tools``.
+            response_format: JSON mode / schema (only deployments supporting it qualify).
+            deployments: restrict to these deployment names.
+            allow_trim: override the router's ``allow_trim``.
+            request_id: your id for the request (feedback and the ledger); generated if None.
+            **params: other provider parameters (``temperature``, ``stop``...).
+
+        Raises:
+            NoDeploymentError: nothing passes the filters.
+            ContextWindowExceededError: the prompt fits no window and trimming is off.
+            BudgetExceededError: the budget cannot cover the call.
+            ProviderError: every candidate failed (of the last failure's kind).
+        """
+        start = time.perf_counter()
+        rid = request_id or uuid.uuid4().hex
+        prompt = prepare(task, messages)
+        strat = self.strategy if strategy is None else get_strategy(strategy)
+        prompt, decision = self._decide(
+            prompt, strat, rid, allow_trim,
+            complexity_score=complexity_score, required_quality=required_quality,
+            max_cost=max_cost, max_latency_ms=max_latency_ms, confidential=confidential,
+            tags=tags, max_tokens=max_tokens, needs_tools=bool(tools),
+            needs_json=response_format is not None, only=deployments,
+        )  # fmt: skip
+        call_params = _call_params(params, max_tokens, tools, tool_choice, response_format)
+        attempts: list[Attempt] = []
+        cand, completion = await self._executor.run(
+            decision, strat, prompt.messages, call_params, prompt.tokens, attempts
+        )
+        d = cand.deployment
+        self._remember(rid, d.name)
+        result = RouteResult(
+            content=completion.content,
+            tool_calls=completion.tool_calls,
+            provider=d.provider,
+            model=d.model,
+            deployment=d.name,
+            cost=sum(a.cost_usd for a in attempts),
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            decision=decision,
+            attempts=attempts,
+            request_id=rid,
+            finish_reason=completion.finish_reason,
+            completion=completion,
+        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "routed %s to %s: $%.6f in %.0f ms after %d attempt(s)",
+                rid, d.name, result.cost, result.latency_ms, len(attempts),
+                extra={"event": "router.route", "request_id": rid, "deployment": d.name,
+                       "cost_usd": result.cost, "latency_ms": result.latency_ms,
+                       "attempts": len(attempts), "strategy": decision.strategy,
+                       "confidence": decision.confidence},
+            )  # fmt: skip
+        return result
+
+    def stream(
+        self,
+        task: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        strategy: Strategy | str | None = None,
+        complexity_score: float | None = None,
+        required_quality: float | None = None,
+        max_cost: float | None = None,
+        max_latency_ms: float | None = None,
+        confidential: bool | None = None,
+        tags: Sequence[str] = (),
+        max_tokens: int | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        response_format: Any = None,
+        deployments: Sequence[str] | None = None,
+        allow_trim: bool | None = None,
+        request_id: str | None = None,
+        **params: Any,
+    ) -> RouteStream:
+        """Route one request and stream the answer (``async for chunk in router.stream(...)``).
+
+        Takes the arguments of :meth:`route`. The router fails over to the next candidate
+        only before the first token arrives; after that an error reaches the caller. The
+        returned :class:`RouteStream` holds the ``decision`` from the start and the full
+        ``result`` (cost, usage, latency) once the stream is exhausted.
+        """
+        rid = request_id or uuid.uuid4().hex
+        prompt = prepare(task, messages)
+        strat = self.strategy if strategy is None else get_strategy(strategy)
+        prompt, decision = self._decide(
+            prompt, strat, rid, allow_trim,
+            complexity_score=complexity_score, required_quality=required_quality,
+            max_cost=max_cost, max_latency_ms=max_latency_ms, confidential=confidential,
+            tags=tags, max_tokens=max_tokens, needs_tools=bool(tools),
+            needs_json=response_format is not None, only=deployments,
+        )  # fmt: skip
+        call_params = _call_params(params, max_tokens, tools, tool_choice, response_format)
+        return RouteStream(self, decision, prompt, call_params)
+
+    def route_sync(self, task: str | None = None, **kwargs: Any) -> RouteResult:
+        """:meth:`route` for synchronous code (runs on a background event loop)."""
+        return run_sync(self.route(task, **kwargs))
+
+    def stream_sync(self, task: str | None = None, **kwargs: Any) -> Iterator[Any]:
+        """:meth:`stream` for synchronous code: yields the same chunks."""
+        stream = self.stream(task, **kwargs)
+        return iterate_sync(stream.__aiter__())
+
+    # ------------------------------------------------------------------ feedback
+    def _remember(self, request_id: str, deployment: str) -> None:
+        served = self._served
+        served[request_id] = deployment
+        if len(served) > _FEEDBACK_MEMORY:
+            served.popitem(last=False)
+
+    def record_feedback(self, request_id: str, score: float) -> None:
+        """Tell the router how good an answer was (0..1); it shifts that deployment's quality.
+
+        The learned quality is ``(prior x 5 + sum of scores) / (5 + number of scores)``.
+        Feedback is accepted for the last 10,000 requests.
+        """
+        if not 0.0 <= score <= 1.0:
+            raise ConfigurationError(f"feedback score must be in [0, 1], got {score}")
+        name = self._served.get(request_id)
+        if name is None:
+            raise ConfigurationError(
+                f"unknown request id {request_id!r}: feedback is kept for the last "
+                f"{_FEEDBACK_MEMORY} routed requests of this router"
+            )
+        state = self.engine.states.get(name)
+        if state is not None:
+            state.feedback(score)
+
+    def _stream_parts(self) -> tuple[Executor, Accounting | None, Observer | None]:
+        return self._executor, self._accounting, self._observer
+
+    async def _after_stream(self, request_id: str, deployment: str) -> None:
+        self._remember(request_id, deployment)
+
+    def __repr__(self) -> str:
+        names = ", ".join(d.name for d in self.deployments)
+        return f"LLMRouter([{names}], strategy={self.strategy.name!r})"
+
+
+def _call_params(
+    params: dict[str, Any],
+    max_tokens: int | None,
+    tools: Sequence[Mapping[str, Any]] | None,
+    tool_choice: Any,
+    response_format: Any,
+) -> dict[str, Any]:
+    if max_tokens is not None:
+        params["max_tokens"] = max_tokens
+    if tools:
+        params["tools"] = list(tools)
+        if tool_choice is not None:
+            params["tool_choice"] = tool_choice
+    if response_format is not None:
+        params["response_format"] = response_format
+    return params

@@ -1,0 +1,61 @@
+"""Run the router's coroutines from synchronous code on one background event loop.
+
+Sync callers (``invoke``, ``chat``) must not spin a new event loop per call: async HTTP
+clients cached by litellm and the frameworks are bound to the loop that created them. One
+daemon thread per process owns one loop for every sync call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    loop = _loop
+    if loop is not None and not loop.is_closed():
+        return loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            new = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=new.run_forever, name="aipowertools-router-sync", daemon=True
+            )
+            thread.start()
+            _loop = new
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the background loop and wait for its result in this thread."""
+    return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()
+
+
+def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate an async iterator from synchronous code, one item at a time."""
+    loop = _background_loop()
+
+    async def step() -> tuple[bool, T | None]:
+        try:
+            return True, await agen.__anext__()
+        except StopAsyncIteration:
+            return False, None
+
+    try:
+        while True:
+            more, item = asyncio.run_coroutine_threadsafe(step(), loop).result()
+            if not more:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        close = getattr(agen, "aclose", None)
+        if close is not None:
+            asyncio.run_coroutine_threadsafe(close(), loop).result()

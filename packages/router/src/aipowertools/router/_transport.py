@@ -1,0 +1,167 @@
+"""The transport seam: one narrow protocol for calling a deployment; litellm is the default.
+
+A transport turns OpenAI-style messages plus call parameters into a :class:`Completion` (or a
+stream of :class:`Chunk`). It raises whatever the provider library raises; the router
+classifies errors with :func:`aipowertools.core.errors.as_provider_error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from aipowertools.router._types import Chunk, Completion, ToolCall, ToolCallChunk
+
+if TYPE_CHECKING:
+    from aipowertools.router._deployment import Deployment
+
+Message = Mapping[str, Any]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """How the router reaches a deployment."""
+
+    async def complete(
+        self, deployment: Deployment, messages: Sequence[Message], params: Mapping[str, Any]
+    ) -> Completion:
+        """Call ``deployment`` once and return its whole answer."""
+        ...
+
+    def stream(
+        self, deployment: Deployment, messages: Sequence[Message], params: Mapping[str, Any]
+    ) -> AsyncIterator[Chunk]:
+        """Call ``deployment`` once and yield its answer as it arrives."""
+        ...
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _tokens(usage: Any) -> tuple[int, int, int, int]:
+    """(input, output, cached input, reasoning) tokens from an OpenAI-shaped usage object."""
+    prompt = int(_get(usage, "prompt_tokens") or 0)
+    completion = int(_get(usage, "completion_tokens") or 0)
+    cached = int(_get(_get(usage, "prompt_tokens_details"), "cached_tokens") or 0)
+    reasoning = int(_get(_get(usage, "completion_tokens_details"), "reasoning_tokens") or 0)
+    return prompt, completion, cached, reasoning
+
+
+def completion_from_openai(response: Any) -> Completion:
+    """Read a :class:`Completion` from an OpenAI-shaped response (litellm's ``ModelResponse``)."""
+    choice = response.choices[0]
+    message = choice.message
+    calls = [
+        ToolCall(
+            id=str(_get(call, "id") or f"call_{i}"),
+            name=str(_get(_get(call, "function"), "name") or ""),
+            arguments=str(_get(_get(call, "function"), "arguments") or "{}"),
+        )
+        for i, call in enumerate(_get(message, "tool_calls") or ())
+    ]
+    usage = _get(response, "usage")
+    prompt, completion, cached, reasoning = _tokens(usage)
+    return Completion(
+        content=_get(message, "content") or "",
+        tool_calls=calls,
+        input_tokens=prompt,
+        output_tokens=completion,
+        cached_input_tokens=cached,
+        reasoning_tokens=reasoning,
+        finish_reason=_get(choice, "finish_reason"),
+        model=_get(response, "model"),
+        usage_estimated=usage is None,
+        raw=response,
+    )
+
+
+def chunk_from_openai(chunk: Any) -> Chunk:
+    """Read a :class:`Chunk` from an OpenAI-shaped stream chunk."""
+    out = Chunk(model=_get(chunk, "model"))
+    choices = _get(chunk, "choices") or ()
+    if choices:
+        choice = choices[0]
+        delta = _get(choice, "delta")
+        out.content = _get(delta, "content") or ""
+        out.finish_reason = _get(choice, "finish_reason")
+        for i, call in enumerate(_get(delta, "tool_calls") or ()):
+            function = _get(call, "function")
+            out.tool_call_chunks.append(
+                ToolCallChunk(
+                    index=int(_get(call, "index", i) or 0),
+                    id=_get(call, "id"),
+                    name=_get(function, "name"),
+                    arguments=_get(function, "arguments"),
+                )
+            )
+    usage = _get(chunk, "usage")
+    if usage is not None and (_get(usage, "prompt_tokens") or _get(usage, "completion_tokens")):
+        prompt, completion, _, _ = _tokens(usage)
+        out.input_tokens = prompt
+        out.output_tokens = completion
+    return out
+
+
+class LiteLLMTransport:
+    """Calls deployments through ``litellm.acompletion`` (imported at the first call).
+
+    Example:
+        >>> transport = LiteLLMTransport()  # the router's default; nothing is imported yet
+    """
+
+    def __init__(self) -> None:
+        self._acompletion: Any = None
+
+    def _fn(self) -> Any:
+        fn = self._acompletion
+        if fn is None:
+            from aipowertools.core import litellm
+
+            fn = self._acompletion = litellm().acompletion
+        return fn
+
+    @staticmethod
+    def _kwargs(
+        deployment: Deployment, messages: Sequence[Message], params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": deployment.model,
+            "messages": list(messages),
+            "timeout": deployment.timeout,
+        }
+        if deployment.api_base:
+            kwargs["api_base"] = deployment.api_base
+        if deployment.api_key:
+            kwargs["api_key"] = deployment.api_key
+        if deployment.params:
+            kwargs.update(deployment.params)
+        kwargs.update(params)
+        return kwargs
+
+    async def complete(
+        self, deployment: Deployment, messages: Sequence[Message], params: Mapping[str, Any]
+    ) -> Completion:
+        """One ``litellm.acompletion`` call."""
+        response = await self._fn()(**self._kwargs(deployment, messages, params))
+        return completion_from_openai(response)
+
+    async def stream(
+        self, deployment: Deployment, messages: Sequence[Message], params: Mapping[str, Any]
+    ) -> AsyncIterator[Chunk]:
+        """One streamed ``litellm.acompletion`` call, usage requested on the last chunk."""
+        kwargs = self._kwargs(deployment, messages, params)
+        kwargs["stream"] = True
+        kwargs.setdefault("stream_options", {"include_usage": True})
+        response = await self._fn()(**kwargs)
+        try:
+            async for chunk in response:
+                yield chunk_from_openai(chunk)
+        finally:
+            close = getattr(response, "aclose", None)
+            if close is not None:
+                await close()
