@@ -1,0 +1,727 @@
+"""Provider health: latency and TTFT quantiles, throughput, error rate, availability, alerts.
+
+``ProviderMonitor`` keeps, per deployment, a ring of short time buckets covering a sliding
+window and one bucket per hour for history. Each bucket holds counters and two
+:class:`LatencySketch` es (latency, time to first token): log-spaced histograms in the style of
+DDSketch, with a bounded relative error, which merge by adding counts. Window quantiles are
+computed by merging the buckets; nothing keeps a sorted list of samples.
+
+Alerts (provider down, high latency, high error rate) fire once per crossing, with hysteresis,
+when a call is recorded and from a background timer (so a condition that only changes with
+time, or an alert registered late, is seen within ``check_interval`` seconds).
+
+Figures are also exported as OpenTelemetry metrics through ``opentelemetry-api``
+(``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``, a cost counter); they are
+no-ops until an SDK meter provider is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aipowertools.core.errors import ConfigurationError, ErrorKind
+
+_log = logging.getLogger("aipowertools.core.monitor")
+
+# Error kinds that say something about the request rather than the provider's health.
+_REQUEST_ERRORS = frozenset({ErrorKind.CONTEXT_WINDOW, ErrorKind.CONTENT_POLICY})
+
+
+class LatencySketch:
+    """A mergeable quantile sketch with relative accuracy ``alpha`` (DDSketch-style).
+
+    A positive value ``x`` falls in bucket ``ceil(log_gamma(x))`` with
+    ``gamma = (1 + alpha) / (1 - alpha)``; any quantile is answered within ``alpha`` relative
+    error, and two sketches with the same ``alpha`` merge exactly by adding bucket counts.
+    """
+
+    __slots__ = ("_gamma_ln", "alpha", "buckets", "count", "max", "min", "total", "zeros")
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        if not 0 < alpha < 1:
+            raise ConfigurationError(f"sketch accuracy alpha must be in (0, 1), got {alpha}")
+        self.alpha = alpha
+        self._gamma_ln = math.log((1 + alpha) / (1 - alpha))
+        self.buckets: dict[int, int] = {}
+        self.zeros = 0
+        self.count = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: float, weight: int = 1) -> None:
+        """Add ``value`` (negative values count as 0) ``weight`` times."""
+        value = max(float(value), 0.0)
+        if value <= 1e-9:
+            self.zeros += weight
+        else:
+            key = math.ceil(math.log(value) / self._gamma_ln)
+            self.buckets[key] = self.buckets.get(key, 0) + weight
+        self.count += weight
+        self.total += value * weight
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+
+    def merge(self, other: LatencySketch) -> None:
+        """Add ``other``'s samples to this sketch (same ``alpha`` required)."""
+        if other.alpha != self.alpha:
+            raise ConfigurationError("cannot merge sketches with different accuracy")
+        for key, n in other.buckets.items():
+            self.buckets[key] = self.buckets.get(key, 0) + n
+        self.zeros += other.zeros
+        self.count += other.count
+        self.total += other.total
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    def quantile(self, q: float) -> float | None:
+        """Return the ``q`` quantile (0..1), or ``None`` when empty."""
+        if not 0 <= q <= 1:
+            raise ConfigurationError(f"quantile must be in [0, 1], got {q}")
+        if self.count == 0:
+            return None
+        rank = q * (self.count - 1)
+        seen = self.zeros
+        if rank < seen:
+            return 0.0
+        for key in sorted(self.buckets):
+            seen += self.buckets[key]
+            if seen > rank:
+                # Bucket (gamma^(k-1), gamma^k]: its midpoint in relative terms.
+                estimate = 2 * math.exp(key * self._gamma_ln) / (1 + math.exp(self._gamma_ln))
+                return min(max(estimate, self.min), self.max)
+        return self.max  # pragma: no cover - rank < count always lands in a bucket
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the samples, or ``None`` when empty."""
+        return self.total / self.count if self.count else None
+
+
+class _Bucket:
+    __slots__ = (
+        "avail_errors",
+        "errors",
+        "gen_seconds",
+        "latency",
+        "output_tokens",
+        "requests",
+        "start",
+        "ttft",
+    )
+
+    def __init__(self, start: float, alpha: float) -> None:
+        self.start = start
+        self.requests = 0
+        self.errors = 0
+        self.avail_errors = 0
+        self.output_tokens = 0
+        self.gen_seconds = 0.0
+        self.latency = LatencySketch(alpha)
+        self.ttft = LatencySketch(alpha)
+
+    def merge(self, other: _Bucket) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.avail_errors += other.avail_errors
+        self.output_tokens += other.output_tokens
+        self.gen_seconds += other.gen_seconds
+        self.latency.merge(other.latency)
+        self.ttft.merge(other.ttft)
+
+
+@dataclass(frozen=True)
+class ProviderStats:
+    """Health figures of one deployment over the sliding window (or one hour of history).
+
+    Latencies are in milliseconds; a quantile is ``None`` when there is no sample.
+
+    Attributes:
+        deployment: The deployment (provider/model) name.
+        window_s: Length of the window the figures cover, in seconds.
+        requests: Calls recorded in the window.
+        errors: Failed calls in the window.
+        error_rate: ``errors / requests`` (0.0 with no calls).
+        availability: Share of calls not failed by the provider (rate limits, timeouts, 5xx,
+            auth); request errors such as context-window overflow do not count against it.
+        latency_p50_ms: Median latency.
+        latency_p95_ms: 95th percentile latency.
+        latency_p99_ms: 99th percentile latency.
+        ttft_p50_ms: Median time to first token (streaming calls).
+        ttft_p95_ms: 95th percentile time to first token.
+        ttft_p99_ms: 99th percentile time to first token.
+        tokens_per_second: Output tokens per second of successful calls.
+        rpm: Requests in the last minute.
+        queue_depth: Last queue depth reported with ``set_queue_depth`` (``None`` if unknown).
+        down: Whether the deployment is considered down.
+        consecutive_failures: Failures since the last success.
+        last_recovery_s: How long the last outage lasted (first failure to next success).
+        mean_recovery_s: Mean outage duration.
+        start: Start of the period (epoch seconds).
+    """
+
+    deployment: str
+    window_s: float
+    requests: int
+    errors: int
+    error_rate: float
+    availability: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    ttft_p99_ms: float | None
+    tokens_per_second: float | None
+    rpm: float
+    queue_depth: int | None = None
+    down: bool = False
+    consecutive_failures: int = 0
+    last_recovery_s: float | None = None
+    mean_recovery_s: float | None = None
+    start: float = 0.0
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What an alert callback receives.
+
+    Attributes:
+        kind: ``"provider_down"``, ``"high_latency"`` or ``"high_error_rate"``.
+        deployment: The deployment concerned.
+        value: The figure that crossed (latency ms, error rate, consecutive failures).
+        threshold: The threshold it crossed.
+        stats: The deployment's stats at that moment.
+        resolved: ``False`` when the condition starts, ``True`` when it clears.
+    """
+
+    kind: str
+    deployment: str
+    value: float
+    threshold: float
+    stats: ProviderStats
+    resolved: bool = False
+
+
+@dataclass
+class _Rule:
+    kind: str
+    threshold: float
+    clear: float
+    callback: Callable[[Alert], object]
+    deployment: str | None
+    quantile: str = "latency_p95_ms"
+    min_requests: int = 1
+    on_resolved: Callable[[Alert], object] | None = None
+    active: set[str] = field(default_factory=set)
+
+
+class _Deployment:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.window: deque[_Bucket] = deque()
+        self.hours: deque[_Bucket] = deque()
+        self.queue_depth: int | None = None
+        self.consecutive_failures = 0
+        self.consecutive_successes = 0
+        self.down = False
+        self.outage_start: float | None = None
+        self.recoveries: list[float] = []
+
+
+class ProviderMonitor:
+    """Live health of providers/deployments, with alerts and OpenTelemetry metrics.
+
+    Args:
+        window_s: Length of the sliding window for stats, in seconds.
+        history_hours: Hours of hourly history to keep.
+        down_after: Consecutive provider failures after which a deployment is down.
+        up_after: Consecutive successes after which a down deployment is up again.
+        alpha: Relative accuracy of the latency sketches.
+        check_interval: Seconds between timer evaluations of alerts.
+        clock: Time source (epoch seconds); for tests.
+        meter_provider: OpenTelemetry meter provider; the global one by default.
+
+    Example:
+        >>> monitor = ProviderMonitor()
+        >>> monitor.record("openai/gpt-4o", latency_ms=820, ok=True, output_tokens=120)
+        >>> monitor.stats("openai/gpt-4o").requests
+        1
+    """
+
+    def __init__(
+        self,
+        *,
+        window_s: float = 300.0,
+        history_hours: int = 24,
+        down_after: int = 3,
+        up_after: int = 1,
+        alpha: float = 0.01,
+        check_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        meter_provider: Any = None,
+    ) -> None:
+        if window_s <= 0 or history_hours < 1 or down_after < 1 or up_after < 1:
+            raise ConfigurationError(
+                "window_s must be > 0 and history_hours, down_after, up_after >= 1"
+            )
+        if check_interval <= 0:
+            raise ConfigurationError("check_interval must be > 0 seconds")
+        LatencySketch(alpha)  # validates alpha
+        self.window_s = float(window_s)
+        self._bucket_s = self.window_s / 30
+        self._history_hours = history_hours
+        self._down_after = down_after
+        self._up_after = up_after
+        self._alpha = alpha
+        self._check_interval = check_interval
+        self._clock = clock
+        self._meter_provider = meter_provider
+        self._instruments: tuple[Any, Any, Any] | None = None
+        self._lock = threading.RLock()
+        self._deployments: dict[str, _Deployment] = {}
+        self._rules: list[_Rule] = []
+        self._timer: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # recording ---------------------------------------------------------------------------
+    def record(
+        self,
+        deployment: str,
+        *,
+        latency_ms: float,
+        ttft_ms: float | None = None,
+        ok: bool,
+        output_tokens: int = 0,
+        error_kind: ErrorKind | str | None = None,
+        input_tokens: int = 0,
+        cost_usd: float = 0.0,
+        provider: str | None = None,
+        model: str | None = None,
+        operation: str = "chat",
+    ) -> None:
+        """Record one finished call.
+
+        Args:
+            deployment: Name of the deployment (e.g. ``"openai/gpt-4o"``).
+            latency_ms: Wall time of the call.
+            ttft_ms: Time to first token, for streaming calls.
+            ok: Whether the call succeeded.
+            output_tokens: Output tokens produced.
+            error_kind: The classified error of a failed call.
+            input_tokens: Input tokens (exported as metrics).
+            cost_usd: Cost of the call (exported as metrics).
+            provider: Provider name for metric attributes.
+            model: Model name for metric attributes.
+            operation: GenAI operation name for metric attributes.
+        """
+        if latency_ms < 0 or (ttft_ms is not None and ttft_ms < 0) or output_tokens < 0:
+            raise ConfigurationError(
+                f"record({deployment!r}): latency_ms, ttft_ms and output_tokens must be >= 0"
+            )
+        kind = ErrorKind(error_kind) if error_kind is not None else None
+        now = self._clock()
+        with self._lock:
+            dep = self._deployment(deployment)
+            for bucket in (
+                self._current(dep.window, now, self._bucket_s, self._trim_window),
+                self._current(dep.hours, now, 3600.0, self._trim_hours),
+            ):
+                bucket.requests += 1
+                bucket.latency.add(latency_ms)
+                if ttft_ms is not None:
+                    bucket.ttft.add(ttft_ms)
+                if ok:
+                    bucket.output_tokens += output_tokens
+                    bucket.gen_seconds += latency_ms / 1000.0
+                else:
+                    bucket.errors += 1
+                    if kind not in _REQUEST_ERRORS:
+                        bucket.avail_errors += 1
+            self._update_health(dep, ok, kind, now)
+        self._export(
+            deployment,
+            latency_ms,
+            ok,
+            kind,
+            input_tokens,
+            output_tokens,
+            cost_usd,
+            provider,
+            model,
+            operation,
+        )
+        self._evaluate([deployment])
+
+    def set_queue_depth(self, deployment: str, depth: int) -> None:
+        """Report how many requests wait for ``deployment`` (e.g. in a rate limiter)."""
+        if depth < 0:
+            raise ConfigurationError(f"queue depth must be >= 0, got {depth}")
+        with self._lock:
+            self._deployment(deployment).queue_depth = depth
+
+    def _deployment(self, name: str) -> _Deployment:
+        dep = self._deployments.get(name)
+        if dep is None:
+            dep = self._deployments[name] = _Deployment(name)
+        return dep
+
+    def _current(
+        self,
+        ring: deque[_Bucket],
+        now: float,
+        width: float,
+        trim: Callable[[deque[_Bucket], float], None],
+    ) -> _Bucket:
+        start = math.floor(now / width) * width
+        if not ring or ring[-1].start < start:
+            ring.append(_Bucket(start, self._alpha))
+            trim(ring, now)
+        elif ring[-1].start > start:  # clock went backwards: count it in the newest bucket
+            return ring[-1]
+        return ring[-1]
+
+    def _trim_window(self, ring: deque[_Bucket], now: float) -> None:
+        while ring and ring[0].start + self._bucket_s <= now - self.window_s:
+            ring.popleft()
+
+    def _trim_hours(self, ring: deque[_Bucket], now: float) -> None:
+        while ring and ring[0].start <= now - self._history_hours * 3600.0:
+            ring.popleft()
+
+    def _update_health(
+        self, dep: _Deployment, ok: bool, kind: ErrorKind | None, now: float
+    ) -> None:
+        if ok:
+            dep.consecutive_failures = 0
+            dep.consecutive_successes += 1
+            if dep.outage_start is not None and (
+                not dep.down or dep.consecutive_successes >= self._up_after
+            ):
+                dep.recoveries.append(now - dep.outage_start)
+                dep.outage_start = None
+            if dep.down and dep.consecutive_successes >= self._up_after:
+                dep.down = False
+            return
+        if kind in _REQUEST_ERRORS:
+            return  # the provider answered; the request was at fault
+        dep.consecutive_successes = 0
+        dep.consecutive_failures += 1
+        if dep.outage_start is None:
+            dep.outage_start = now
+        if dep.consecutive_failures >= self._down_after:
+            dep.down = True
+
+    # reading -----------------------------------------------------------------------------
+    def deployments(self) -> list[str]:
+        """Names of every deployment seen."""
+        with self._lock:
+            return sorted(self._deployments)
+
+    def stats(self, deployment: str) -> ProviderStats:
+        """Figures of ``deployment`` over the sliding window."""
+        now = self._clock()
+        with self._lock:
+            dep = self._deployments.get(deployment) or _Deployment(deployment)
+            self._trim_window(dep.window, now)
+            merged = _Bucket(now - self.window_s, self._alpha)
+            last_minute = 0
+            for bucket in dep.window:
+                merged.merge(bucket)
+                if bucket.start + self._bucket_s > now - 60.0:
+                    last_minute += bucket.requests
+            rpm = last_minute / min(60.0, self.window_s) * 60.0
+            return self._figures(dep, merged, self.window_s, rpm)
+
+    def history(self, deployment: str, hours: int = 24) -> list[ProviderStats]:
+        """Hourly figures of ``deployment`` for the last ``hours`` hours, oldest first."""
+        now = self._clock()
+        with self._lock:
+            dep = self._deployments.get(deployment)
+            if dep is None:
+                return []
+            self._trim_hours(dep.hours, now)
+            cutoff = math.floor(now / 3600.0) * 3600.0 - (hours - 1) * 3600.0
+            return [
+                self._figures(dep, b, 3600.0, b.requests / 60.0, live=False)
+                for b in dep.hours
+                if b.start >= cutoff
+            ]
+
+    def _figures(
+        self, dep: _Deployment, b: _Bucket, window: float, rpm: float, *, live: bool = True
+    ) -> ProviderStats:
+        def q(sketch: LatencySketch, p: float) -> float | None:
+            return sketch.quantile(p)
+
+        recoveries = dep.recoveries
+        return ProviderStats(
+            deployment=dep.name,
+            window_s=window,
+            requests=b.requests,
+            errors=b.errors,
+            error_rate=b.errors / b.requests if b.requests else 0.0,
+            availability=1.0 - b.avail_errors / b.requests if b.requests else 1.0,
+            latency_p50_ms=q(b.latency, 0.5),
+            latency_p95_ms=q(b.latency, 0.95),
+            latency_p99_ms=q(b.latency, 0.99),
+            ttft_p50_ms=q(b.ttft, 0.5),
+            ttft_p95_ms=q(b.ttft, 0.95),
+            ttft_p99_ms=q(b.ttft, 0.99),
+            tokens_per_second=b.output_tokens / b.gen_seconds if b.gen_seconds > 0 else None,
+            rpm=rpm,
+            queue_depth=dep.queue_depth if live else None,
+            down=dep.down if live else False,
+            consecutive_failures=dep.consecutive_failures if live else 0,
+            last_recovery_s=recoveries[-1] if recoveries and live else None,
+            mean_recovery_s=sum(recoveries) / len(recoveries) if recoveries and live else None,
+            start=b.start,
+        )
+
+    # alerts ------------------------------------------------------------------------------
+    def on_provider_down(
+        self,
+        callback: Callable[[Alert], object],
+        *,
+        deployment: str | None = None,
+        on_resolved: Callable[[Alert], object] | None = None,
+    ) -> Callable[[], None]:
+        """Call ``callback`` when a deployment goes down (``down_after`` failures in a row).
+
+        It fires once per outage; ``on_resolved`` is called when the deployment is up again.
+        Returns a function that removes the alert.
+        """
+        return self._add(
+            _Rule(
+                "provider_down", self._down_after, 0, callback, deployment, on_resolved=on_resolved
+            )
+        )
+
+    def on_high_latency(
+        self,
+        threshold_ms: float,
+        callback: Callable[[Alert], object],
+        *,
+        deployment: str | None = None,
+        quantile: str = "p95",
+        clear_ratio: float = 0.8,
+        min_requests: int = 5,
+        on_resolved: Callable[[Alert], object] | None = None,
+    ) -> Callable[[], None]:
+        """Call ``callback`` when a latency quantile over the window exceeds ``threshold_ms``.
+
+        Fires once per crossing; re-arms when the quantile falls below
+        ``threshold_ms * clear_ratio`` (hysteresis). ``quantile`` is ``"p50"``, ``"p95"`` or
+        ``"p99"``; fewer than ``min_requests`` calls in the window never alert.
+        """
+        if quantile not in ("p50", "p95", "p99"):
+            raise ConfigurationError(f"quantile must be 'p50', 'p95' or 'p99', not {quantile!r}")
+        if threshold_ms <= 0 or not 0 < clear_ratio <= 1:
+            raise ConfigurationError("threshold_ms must be > 0 and clear_ratio in (0, 1]")
+        return self._add(
+            _Rule(
+                "high_latency",
+                threshold_ms,
+                threshold_ms * clear_ratio,
+                callback,
+                deployment,
+                f"latency_{quantile}_ms",
+                min_requests,
+                on_resolved,
+            )
+        )
+
+    def on_high_error_rate(
+        self,
+        threshold: float,
+        callback: Callable[[Alert], object],
+        *,
+        deployment: str | None = None,
+        clear_ratio: float = 0.5,
+        min_requests: int = 5,
+        on_resolved: Callable[[Alert], object] | None = None,
+    ) -> Callable[[], None]:
+        """Call ``callback`` when the window's error rate exceeds ``threshold`` (0..1).
+
+        Fires once per crossing; re-arms when the rate falls below ``threshold * clear_ratio``.
+        """
+        if not 0 < threshold < 1 or not 0 < clear_ratio <= 1:
+            raise ConfigurationError("threshold must be in (0, 1) and clear_ratio in (0, 1]")
+        return self._add(
+            _Rule(
+                "high_error_rate",
+                threshold,
+                threshold * clear_ratio,
+                callback,
+                deployment,
+                "error_rate",
+                min_requests,
+                on_resolved,
+            )
+        )
+
+    def _add(self, rule: _Rule) -> Callable[[], None]:
+        with self._lock:
+            self._rules.append(rule)
+            self._ensure_timer()
+
+        def remove() -> None:
+            with self._lock:
+                if rule in self._rules:
+                    self._rules.remove(rule)
+
+        self._evaluate(None)
+        return remove
+
+    def _ensure_timer(self) -> None:
+        if self._timer is None or not self._timer.is_alive():
+            self._stop.clear()
+            ref = weakref.ref(self)
+            interval = self._check_interval
+            stop = self._stop
+            self._timer = threading.Thread(
+                target=_timer_loop,
+                args=(ref, stop, interval),
+                name="aipowertools-monitor",
+                daemon=True,
+            )
+            self._timer.start()
+
+    def close(self) -> None:
+        """Stop the alert timer."""
+        self._stop.set()
+        timer = self._timer
+        if timer is not None and timer is not threading.current_thread():
+            timer.join(2.0)
+
+    def check(self) -> None:
+        """Evaluate every alert now (the timer does this every ``check_interval`` seconds)."""
+        self._evaluate(None)
+
+    def _evaluate(self, names: Iterable[str] | None) -> None:
+        fire: list[tuple[Callable[[Alert], object], Alert]] = []
+        with self._lock:
+            if not self._rules:
+                return
+            targets = list(self._deployments) if names is None else list(names)
+            for name in targets:
+                stats = self.stats(name)
+                for rule in self._rules:
+                    if rule.deployment is not None and rule.deployment != name:
+                        continue
+                    alert = self._judge(rule, stats)
+                    if alert is None:
+                        continue
+                    if alert.resolved:
+                        rule.active.discard(name)
+                        if rule.on_resolved is not None:
+                            fire.append((rule.on_resolved, alert))
+                    else:
+                        rule.active.add(name)
+                        fire.append((rule.callback, alert))
+        for callback, alert in fire:
+            try:
+                callback(alert)
+            except Exception:
+                _log.exception("alert callback for %s %s failed", alert.kind, alert.deployment)
+
+    def _judge(self, rule: _Rule, stats: ProviderStats) -> Alert | None:
+        name = stats.deployment
+        active = name in rule.active
+        if rule.kind == "provider_down":
+            value = float(stats.consecutive_failures)
+            if stats.down and not active:
+                return Alert(rule.kind, name, value, rule.threshold, stats)
+            if not stats.down and active:
+                return Alert(rule.kind, name, value, rule.threshold, stats, resolved=True)
+            return None
+        figure = getattr(stats, rule.quantile)
+        enough = stats.requests >= rule.min_requests
+        if not active and enough and figure is not None and figure > rule.threshold:
+            return Alert(rule.kind, name, float(figure), rule.threshold, stats)
+        if active and (figure is None or figure < rule.clear or not stats.requests):
+            return Alert(
+                rule.kind, name, float(figure or 0.0), rule.threshold, stats, resolved=True
+            )
+        return None
+
+    # OpenTelemetry -----------------------------------------------------------------------
+    def _export(
+        self,
+        deployment: str,
+        latency_ms: float,
+        ok: bool,
+        kind: ErrorKind | None,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
+        provider: str | None,
+        model: str | None,
+        operation: str,
+    ) -> None:
+        try:
+            if self._instruments is None:
+                from opentelemetry import metrics
+
+                meter = (self._meter_provider or metrics.get_meter_provider()).get_meter(
+                    "aipowertools.core"
+                )
+                self._instruments = (
+                    meter.create_histogram(
+                        "gen_ai.client.operation.duration",
+                        unit="s",
+                        description="GenAI operation duration",
+                    ),
+                    meter.create_histogram(
+                        "gen_ai.client.token.usage",
+                        unit="{token}",
+                        description="Measures number of input and output tokens used",
+                    ),
+                    meter.create_counter(
+                        "aipowertools.gen_ai.client.cost",
+                        unit="USD",
+                        description="Cost of GenAI calls in US dollars",
+                    ),
+                )
+            duration, tokens, cost = self._instruments
+            attrs: dict[str, str] = {
+                "gen_ai.operation.name": operation,
+                "aipowertools.deployment": deployment,
+            }
+            if provider:
+                attrs["gen_ai.provider.name"] = provider
+            if model:
+                attrs["gen_ai.request.model"] = model
+            if not ok:
+                attrs["error.type"] = kind.value if kind is not None else "error"
+            duration.record(latency_ms / 1000.0, attrs)
+            if input_tokens:
+                tokens.record(input_tokens, {**attrs, "gen_ai.token.type": "input"})
+            if output_tokens:
+                tokens.record(output_tokens, {**attrs, "gen_ai.token.type": "output"})
+            if cost_usd:
+                cost.add(cost_usd, attrs)
+        except Exception:  # pragma: no cover - metrics must never break a call
+            _log.debug("exporting provider metrics failed", exc_info=True)
+
+
+def _timer_loop(
+    ref: weakref.ReferenceType[ProviderMonitor], stop: threading.Event, interval: float
+) -> None:
+    while not stop.wait(interval):
+        monitor = ref()
+        if monitor is None:
+            return
+        try:
+            monitor.check()
+        except Exception:  # pragma: no cover - the timer must keep running
+            _log.exception("provider monitor check failed")
+        del monitor
