@@ -52,7 +52,8 @@ class LedgerContract:
         assert not backend.write(rec("a", 0.7)).inserted
         assert backend.buckets([G_ALL], T0)[G_ALL] == (to_nanos(0.5), 0)
         stored = backend.get("a")
-        assert stored is not None and stored.cost_usd == 0.5
+        assert stored is not None
+        assert stored.cost_usd == 0.5
         assert backend.get("missing") is None
 
     def test_record_round_trips_every_field(self, backend: LedgerBackend) -> None:
@@ -91,9 +92,7 @@ class LedgerContract:
         ok = backend.reserve("r1", to_nanos(0.6), buckets, checks, expires_at=T0 + 60, now=T0)
         assert ok.ok
         assert backend.buckets([G_DAY], T0)[G_DAY] == (0, to_nanos(0.6))
-        refused = backend.reserve(
-            "r2", to_nanos(0.5), buckets, checks, expires_at=T0 + 60, now=T0
-        )
+        refused = backend.reserve("r2", to_nanos(0.5), buckets, checks, expires_at=T0 + 60, now=T0)
         assert not refused.ok
         assert refused.failed == checks[0]
         assert (refused.spent_nanos, refused.reserved_nanos) == (0, to_nanos(0.6))

@@ -60,7 +60,7 @@ class PostgresLedger:
         try:
             with self._pool.connection() as conn:
                 yield conn
-        except psycopg.OperationalError as exc:
+        except psycopg.OperationalError as exc:  # the server went away mid-transaction
             raise StoreUnavailableError(self.url, str(exc)) from exc
 
     @contextmanager
@@ -157,18 +157,21 @@ class PostgresLedger:
         now: float,
     ) -> ReserveResult:
         t = self._t
+        if checks:
+            # Refuse without the lock when one snapshot already shows no room (and no hold
+            # has expired: those still sit in the counters until swept under the lock).
+            with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+                cur.execute(f"SELECT MIN(expires_at) FROM {t}_holds")
+                oldest = cur.fetchone()
+                if oldest is None or oldest[0] is None or oldest[0] >= now:
+                    refused = self._refusal(cur, amount_nanos, checks)
+                    if refused is not None:
+                        return refused
         with self._tx() as cur:
             self._sweep(cur, now)
-            if checks:
-                cur.execute(
-                    f"SELECT key, spent, reserved FROM {t}_buckets WHERE key = ANY(%s)",
-                    ([c.bucket for c in checks],),
-                )
-                state = {row[0]: (int(row[1]), int(row[2])) for row in cur.fetchall()}
-                for c in checks:
-                    spent, reserved = state.get(c.bucket, (0, 0))
-                    if spent + reserved + amount_nanos > c.limit_nanos:
-                        return ReserveResult(False, c, spent, reserved)
+            refused = self._refusal(cur, amount_nanos, checks) if checks else None
+            if refused is not None:
+                return refused
             cur.execute(
                 f"INSERT INTO {t}_holds (id, amount, buckets, expires_at) VALUES (%s, %s, %s, %s)",
                 (reservation_id, amount_nanos, list(buckets), expires_at),
@@ -180,6 +183,20 @@ class PostgresLedger:
                 (list(buckets), amount_nanos),
             )
             return ReserveResult(True)
+
+    def _refusal(
+        self, cur: psycopg.Cursor[Any], amount: int, checks: Sequence[Check]
+    ) -> ReserveResult | None:
+        cur.execute(
+            f"SELECT key, spent, reserved FROM {self._t}_buckets WHERE key = ANY(%s)",
+            ([c.bucket for c in checks],),
+        )
+        state = {row[0]: (int(row[1]), int(row[2])) for row in cur.fetchall()}
+        for c in checks:
+            spent, reserved = state.get(c.bucket, (0, 0))
+            if spent + reserved + amount > c.limit_nanos:
+                return ReserveResult(False, c, spent, reserved)
+        return None
 
     def release(self, reservation_id: str) -> bool:
         with self._tx() as cur:

@@ -20,7 +20,6 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from aipowertools.core._errors import StoreUnavailableError
 from aipowertools.core._ledger import (
     Aggregate,
     Check,
@@ -132,12 +131,8 @@ class RedisLedger:
         self._sweep = self._client.register_script(_SWEEP)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        import redis
-
-        try:
-            return fn(*args, **kwargs)
-        except redis.ConnectionError as exc:
-            raise StoreUnavailableError(self.url, str(exc)) from exc
+        # The shared client already raises StoreUnavailableError when Redis does not answer.
+        return fn(*args, **kwargs)
 
     def write(
         self,

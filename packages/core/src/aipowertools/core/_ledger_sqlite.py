@@ -174,6 +174,9 @@ class SQLiteLedger:
         now: float,
     ) -> ReserveResult:
         t = self._t
+        refused = self._precheck(amount_nanos, checks, now)
+        if refused is not None:
+            return refused
         with self._tx() as conn:
             self._sweep(conn, now)
             for c in checks:
@@ -193,6 +196,34 @@ class SQLiteLedger:
                 [(b, amount_nanos) for b in buckets],
             )
             return ReserveResult(True)
+
+    def _precheck(self, amount: int, checks: Sequence[Check], now: float) -> ReserveResult | None:
+        """Refuse without the write lock when a plain read already shows no room.
+
+        Safe because a refusal is decided on one consistent snapshot (as if the transaction
+        had run then); only when no hold has expired, since expired ones still sit in the
+        counters until swept under the lock. Keeps waiting callers from queueing on the lock.
+        """
+        if not checks:
+            return None
+        t = self._t
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN")
+            try:
+                oldest = conn.execute(f"SELECT MIN(expires_at) FROM {t}_holds").fetchone()[0]
+                if oldest is not None and oldest < now:
+                    return None
+                for c in checks:
+                    found = conn.execute(
+                        f"SELECT spent, reserved FROM {t}_buckets WHERE key = ?", (c.bucket,)
+                    ).fetchone()
+                    spent, reserved = (int(found[0]), int(found[1])) if found else (0, 0)
+                    if spent + reserved + amount > c.limit_nanos:
+                        return ReserveResult(False, c, spent, reserved)
+                return None
+            finally:
+                conn.execute("COMMIT")
 
     def release(self, reservation_id: str) -> bool:
         with self._tx() as conn:
