@@ -28,6 +28,7 @@ class Behaviour:
     slow_rate: float = 0.0
     slow_s: float = 0.0
     tool_call: bool = False
+    tool_name: str = "get_weather"
 
 
 @dataclass
@@ -72,7 +73,7 @@ class FakeTransport:
             self.cancelled.append(d.name)
             raise
         await self._maybe_fail(d, b)
-        calls = [ToolCall("call_1", "get_weather", '{"city": "Paris"}')] if b.tool_call else []
+        calls = [ToolCall("call_1", b.tool_name, '{"city": "Paris"}')] if b.tool_call else []
         return Completion(
             content=b.content or f"answer from {d.name}",
             tool_calls=calls,
@@ -95,7 +96,7 @@ class FakeTransport:
         for word in text.split(" "):
             yield Chunk(content=word + " ")
         if b.tool_call:
-            yield Chunk(tool_call_chunks=[ToolCallChunk(0, "call_1", "get_weather", '{"ci')])
+            yield Chunk(tool_call_chunks=[ToolCallChunk(0, "call_1", b.tool_name, '{"ci')])
             yield Chunk(tool_call_chunks=[ToolCallChunk(0, None, None, 'ty": "Paris"}')])
         yield Chunk(finish_reason="stop", input_tokens=20, output_tokens=b.output_tokens)
 

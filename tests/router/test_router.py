@@ -34,14 +34,17 @@ async def test_route_returns_answer_cost_and_decision(transport: FakeTransport) 
     )
     result = await r.route(task="Say hi", complexity_score=0.2)
     assert result.content == "answer from cheap"
-    assert result.deployment == "cheap" and result.provider == "openai"
+    assert result.deployment == "cheap"
+    assert result.provider == "openai"
     assert result.model == "openai/cheap"
     assert result.cost == pytest.approx(20 * 1e-7 + 10 * 4e-7)
     assert result.latency_ms > 0
-    assert result.decision.chosen is not None and result.decision.chosen.name == "cheap"
+    assert result.decision.chosen is not None
+    assert result.decision.chosen.name == "cheap"
     assert "cheapest deployment meeting the quality floor" in result.decision.explanation
     assert [a.ok for a in result.attempts] == [True]
-    assert result.input_tokens == 20 and result.output_tokens == 10
+    assert result.input_tokens == 20
+    assert result.output_tokens == 10
     hard = await r.route(task="x", complexity_score=0.2, required_quality=0.9)
     assert hard.deployment == "big"
 
@@ -152,7 +155,8 @@ async def test_race_hedges_slow_primary_and_cancels_loser(transport: FakeTranspo
 async def test_race_without_hedge_when_primary_fast(transport: FakeTransport) -> None:
     r = router(transport, dep("a", price=1e-7), dep("b", price=1e-6))
     result = await r.route(task="hi", strategy=Race(hedge_after=0.5))
-    assert result.deployment == "a" and len(result.attempts) == 1
+    assert result.deployment == "a"
+    assert len(result.attempts) == 1
 
 
 async def test_race_fails_over_when_primary_errors(transport: FakeTransport) -> None:
@@ -169,9 +173,8 @@ async def test_parallel_best_uses_scorer(transport: FakeTransport) -> None:
     result = await r.route(task="hi", strategy=ParallelBest(2))
     assert result.content == "a much longer answer"
     assert sorted(transport.calls) == ["a", "b"]
-    assert len(result.attempts) == 2 and result.cost == pytest.approx(
-        sum(a.cost_usd for a in result.attempts)
-    )
+    assert len(result.attempts) == 2
+    assert result.cost == pytest.approx(sum(a.cost_usd for a in result.attempts))
     picky = await r.route(task="hi", strategy=ParallelBest(2, scorer=lambda answers: 0))
     assert picky.deployment == "a"
 
@@ -218,7 +221,8 @@ async def test_context_window_trim_or_raise(transport: FakeTransport) -> None:
     result = await r.route(messages=history, allow_trim=True, max_tokens=50)
     sent = transport.messages[-1]
     assert sent[0]["content"] == "be brief"
-    assert sent[1]["content"] == "pinned fact" and "pinned" not in sent[1]
+    assert sent[1]["content"] == "pinned fact"
+    assert "pinned" not in sent[1]
     assert sent[-1]["content"] == "last question"
     assert len(sent) < len(history)
     assert any("history trimmed" in w for w in result.decision.warnings)
@@ -247,7 +251,8 @@ async def test_stream_fails_over_before_first_token(transport: FakeTransport) ->
     transport.behaviours["b"] = Behaviour(content="hello there", tool_call=True)
     r = router(transport, dep("a", price=1e-7), dep("b", price=1e-6))
     stream = r.stream(task="hi")
-    assert stream.decision.chosen is not None and stream.decision.chosen.name == "a"
+    assert stream.decision.chosen is not None
+    assert stream.decision.chosen.name == "a"
     text = "".join([c.content async for c in stream])
     assert text == "hello there "
     assert stream.result is not None
@@ -266,10 +271,14 @@ async def test_stream_error_after_first_token_reaches_caller() -> None:
 
     t = Broken()
     r = router(t, dep("a"), dep("b"))
-    got = []
-    with pytest.raises(TransientProviderError):
+    got: list[str] = []
+
+    async def consume() -> None:
         async for chunk in r.stream(task="hi", strategy="fallback"):
             got.append(chunk.content)
+
+    with pytest.raises(TransientProviderError):
+        await consume()
     assert got == ["partial"]
     assert t.calls == ["a"]  # never fails over after the first token
     assert r.state("a").failures == 1
@@ -333,5 +342,6 @@ def test_add_remove_and_seed_shape() -> None:
 async def test_decide_without_calling(transport: FakeTransport) -> None:
     r = router(transport, dep("a", tools=False), dep("b"))
     decision = r.decide("hi", needs_tools=True)
-    assert decision.chosen is not None and decision.chosen.name == "b"
+    assert decision.chosen is not None
+    assert decision.chosen.name == "b"
     assert transport.calls == []

@@ -1,0 +1,456 @@
+"""LangChain integration: ``RouterChatModel`` and LangChain chat models as deployments.
+
+``RouterChatModel`` is a ``BaseChatModel`` that sends every call through an
+:class:`~aipowertools.router.LLMRouter`: invoke / ainvoke / batch / stream / astream,
+``bind_tools``, ``with_structured_output``, ``usage_metadata`` (streaming too) and
+``response_metadata`` with the model, provider, cost, latency and routing decision.
+
+``LangChainTransport`` goes the other way: any ``BaseChatModel`` instance becomes a
+deployment with :func:`chat_model_deployment`.
+
+Example:
+    >>> from aipowertools.router import LLMRouter
+    >>> from aipowertools.router.langchain import RouterChatModel
+    >>> llm = RouterChatModel(router=LLMRouter(cloud_providers=["openai"]))  # doctest: +SKIP
+    >>> (prompt | llm).invoke({"question": "..."})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    convert_to_messages,
+    convert_to_openai_messages,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, SecretStr
+
+from aipowertools.core.errors import ConfigurationError
+from aipowertools.router._deployment import Deployment
+from aipowertools.router._result import RouteResult
+from aipowertools.router._router import LLMRouter
+from aipowertools.router._types import Chunk, Completion, ToolCall, ToolCallChunk
+
+__all__ = ["LangChainTransport", "RouterChatModel", "chat_model_deployment"]
+
+#: Environment variable listing deployments (litellm model strings) when none are given.
+MODELS_ENV = "AIPOWERTOOLS_ROUTER_MODELS"
+
+_ROUTE_FIELDS = (
+    "strategy",
+    "complexity_score",
+    "required_quality",
+    "max_cost",
+    "max_latency_ms",
+    "confidential",
+    "allow_trim",
+)
+
+
+def _to_openai(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    converted: list[dict[str, Any]] = convert_to_openai_messages(list(messages))
+    for message, out in zip(messages, converted, strict=True):
+        if message.additional_kwargs.get("pinned"):
+            out["pinned"] = True
+    return converted
+
+
+def _tool_choice(choice: Any) -> Any:
+    if choice in (None, "auto", "none", "required"):
+        return choice
+    if choice in ("any", True):
+        return "required"
+    if isinstance(choice, str):
+        return {"type": "function", "function": {"name": choice}}
+    return choice
+
+
+def _usage(input_tokens: int, output_tokens: int) -> UsageMetadata:
+    return UsageMetadata(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+    )
+
+
+def _metadata(result: RouteResult) -> dict[str, Any]:
+    return {
+        "model_name": result.model,
+        "model_provider": "aipowertools-router",
+        "provider": result.provider,
+        "deployment": result.deployment,
+        "cost_usd": result.cost,
+        "latency_ms": result.latency_ms,
+        "request_id": result.request_id,
+        "finish_reason": result.finish_reason,
+        "attempts": len(result.attempts),
+        "decision": result.decision.as_dict(),
+    }
+
+
+def _message(result: RouteResult) -> AIMessage:
+    tool_calls: list[dict[str, Any]] = []
+    invalid: list[dict[str, Any]] = []
+    for call in result.tool_calls:
+        try:
+            args = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            invalid.append(
+                {"name": call.name, "args": call.arguments, "id": call.id, "error": str(exc),
+                 "type": "invalid_tool_call"}
+            )  # fmt: skip
+            continue
+        if not isinstance(args, dict):
+            args = {"value": args}
+        tool_calls.append({"name": call.name, "args": args, "id": call.id, "type": "tool_call"})
+    return AIMessage(
+        content=result.content,
+        tool_calls=tool_calls,
+        invalid_tool_calls=invalid,
+        usage_metadata=_usage(result.input_tokens, result.output_tokens),
+        response_metadata=_metadata(result),
+        id=f"run-{result.request_id}",
+    )
+
+
+def _chunk_message(chunk: Chunk) -> AIMessageChunk:
+    return AIMessageChunk(
+        content=chunk.content,
+        tool_call_chunks=[
+            {"name": t.name, "args": t.arguments, "id": t.id, "index": t.index,
+             "type": "tool_call_chunk"}
+            for t in chunk.tool_call_chunks
+        ],
+    )  # fmt: skip
+
+
+class RouterChatModel(BaseChatModel):
+    """A LangChain chat model that routes each call through an :class:`LLMRouter`.
+
+    Give it a ``router``, or the router's arguments (``deployments``, ``local_models``,
+    ``cloud_providers``, ``budget_usd_per_month``, ``cost_tracker``) and one is built; with
+    none of them, ``AIPOWERTOOLS_ROUTER_MODELS`` (comma-separated litellm model strings).
+    Routing options (``strategy``, ``complexity_score``, ``required_quality``, ``max_cost``,
+    ``max_latency_ms``, ``confidential``, ``allow_trim``) apply to every call and can be
+    overridden per call with ``.bind(...)`` or ``invoke(..., required_quality=0.9)``.
+
+    Example:
+        >>> llm = RouterChatModel(local_models=["llama3"], cloud_providers=["openai"])
+        >>> msg = llm.invoke("Explain recursion in one line")
+        >>> msg.response_metadata["deployment"], msg.response_metadata["cost_usd"]
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    router: Any = Field(default=None, exclude=True)
+    deployments: list[Any] = Field(default_factory=list, exclude=True)
+    local_models: list[Any] = Field(default_factory=list, exclude=True)
+    cloud_providers: list[Any] = Field(default_factory=list, exclude=True)
+    budget_usd_per_month: float | None = None
+    cost_tracker: Any = Field(default=None, exclude=True)
+    catalog: Any = Field(default=None, exclude=True)
+    model_name: str = Field(default="aipowertools-router", alias="model")
+    strategy: Any = None
+    complexity_score: float | None = None
+    required_quality: float | None = None
+    max_cost: float | None = None
+    max_latency_ms: float | None = None
+    confidential: bool | None = None
+    allow_trim: bool | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    timeout: float | None = None
+    max_retries: int | None = None
+    api_key: SecretStr | None = None
+    streaming: bool = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._build_router()
+
+    def _build_router(self) -> None:
+        if self.router is None:
+            if not (self.deployments or self.local_models or self.cloud_providers):
+                env = os.environ.get(MODELS_ENV, "")
+                self.deployments = [m.strip() for m in env.split(",") if m.strip()]
+            if not (self.deployments or self.local_models or self.cloud_providers):
+                raise ConfigurationError(
+                    "RouterChatModel needs router= (an LLMRouter), deployments= / "
+                    f"local_models= / cloud_providers=, or {MODELS_ENV} (comma-separated "
+                    "litellm model strings) to build one"
+                )
+            self.router = LLMRouter(
+                self.deployments,
+                local_models=self.local_models,
+                cloud_providers=self.cloud_providers,
+                budget_usd_per_month=self.budget_usd_per_month,
+                cost_tracker=self.cost_tracker,
+                catalog=self.catalog,
+            )
+        elif not isinstance(self.router, LLMRouter):
+            raise ConfigurationError(
+                f"router= must be an LLMRouter, got {type(self.router).__name__}"
+            )
+
+    @property
+    def deployment_names(self) -> list[str]:
+        """Names of the deployments this model routes between."""
+        return [d.name for d in self.router.deployments]
+
+    @property
+    def _llm_type(self) -> str:
+        return "aipowertools-router"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "deployments": [d.name for d in self.router.deployments],
+            "strategy": self.router.strategy.name if self.strategy is None else str(self.strategy),
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="aipowertools",
+            ls_model_name=kwargs.get("model", self.model_name),
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
+        stop = stop or kwargs.get("stop") or self.stop
+        if stop:
+            params["ls_stop"] = stop
+        return params
+
+    # ------------------------------------------------------------------ call arguments
+    def _route_kwargs(
+        self, messages: Sequence[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        call: dict[str, Any] = {"messages": _to_openai(messages)}
+        for name in _ROUTE_FIELDS:
+            value = kwargs.pop(name, getattr(self, name))
+            if value is not None:
+                call[name] = value
+        for name in ("temperature", "max_tokens", "timeout"):
+            value = kwargs.pop(name, getattr(self, name))
+            if value is not None:
+                call[name] = value
+        stop = stop or kwargs.pop("stop", None) or self.stop
+        if stop:
+            call["stop"] = stop
+        tools = kwargs.pop("tools", None)
+        if tools:
+            call["tools"] = tools
+            choice = _tool_choice(kwargs.pop("tool_choice", None))
+            if choice is not None:
+                call["tool_choice"] = choice
+        kwargs.pop("ls_structured_output_format", None)
+        kwargs.pop("model", None)
+        call.update(kwargs)
+        return call
+
+    # ------------------------------------------------------------------ generate
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = self.router.route_sync(**self._route_kwargs(messages, stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=_message(result))])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = await self.router.route(**self._route_kwargs(messages, stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=_message(result))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
+        from aipowertools.router._sync import iterate_sync
+
+        for chunk in iterate_sync(stream.__aiter__()):
+            generation = ChatGenerationChunk(message=_chunk_message(chunk))
+            if run_manager is not None and chunk.content:
+                run_manager.on_llm_new_token(chunk.content, chunk=generation)
+            yield generation
+        yield self._final_chunk(stream.result)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
+        async for chunk in stream:
+            generation = ChatGenerationChunk(message=_chunk_message(chunk))
+            if run_manager is not None and chunk.content:
+                await run_manager.on_llm_new_token(chunk.content, chunk=generation)
+            yield generation
+        yield self._final_chunk(stream.result)
+
+    @staticmethod
+    def _final_chunk(result: RouteResult | None) -> ChatGenerationChunk:
+        assert result is not None  # set when the stream is exhausted
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=_usage(result.input_tokens, result.output_tokens),
+                response_metadata=_metadata(result),
+                chunk_position="last",
+            )
+        )
+
+    # ------------------------------------------------------------------ tools
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (any format ``convert_to_openai_tool`` accepts) to the model.
+
+        Only deployments that support tool calling are eligible for calls with tools.
+        ``tool_choice`` is ``"auto"``, ``"none"``, ``"any"`` / ``True`` (must call a tool)
+        or a tool name.
+        """
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        if tool_choice is not None and tool_choice is not False:
+            kwargs["tool_choice"] = tool_choice
+        return super().bind(tools=formatted, **kwargs)
+
+
+class LangChainTransport:
+    """Calls a LangChain ``BaseChatModel`` as a deployment (see :func:`chat_model_deployment`)."""
+
+    def __init__(self, model: BaseChatModel) -> None:
+        self.model = model
+
+    def _bound(self, params: Mapping[str, Any]) -> Any:
+        params = dict(params)
+        tools = params.pop("tools", None)
+        choice = params.pop("tool_choice", None)
+        params.pop("response_format", None)
+        model: Any = self.model
+        if tools:
+            if choice == "required":
+                choice = "any"
+            elif isinstance(choice, dict):
+                choice = choice.get("function", {}).get("name")
+            model = model.bind_tools(tools, tool_choice=choice)
+        return model.bind(**params) if params else model
+
+    async def complete(
+        self, deployment: Deployment, messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+    ) -> Completion:  # fmt: skip
+        """One ``ainvoke`` of the wrapped model, bounded by the deployment's timeout."""
+        call = self._bound(params).ainvoke(convert_to_messages([dict(m) for m in messages]))
+        message = await asyncio.wait_for(call, deployment.timeout)
+        usage = getattr(message, "usage_metadata", None) or {}
+        content = message.content if isinstance(message.content, str) else message.text
+        return Completion(
+            content=content,
+            tool_calls=[
+                ToolCall(c.get("id") or f"call_{i}", c["name"], json.dumps(c["args"]))
+                for i, c in enumerate(getattr(message, "tool_calls", []) or [])
+            ],
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+            finish_reason=message.response_metadata.get("finish_reason"),
+            model=message.response_metadata.get("model_name"),
+            usage_estimated=not usage,
+            raw=message,
+        )
+
+    async def stream(
+        self, deployment: Deployment, messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+    ) -> AsyncIterator[Chunk]:  # fmt: skip
+        """``astream`` of the wrapped model, as router chunks."""
+        async for piece in self._bound(params).astream(
+            convert_to_messages([dict(m) for m in messages])
+        ):
+            usage = getattr(piece, "usage_metadata", None)
+            content = piece.content if isinstance(piece.content, str) else piece.text
+            yield Chunk(
+                content=content,
+                tool_call_chunks=[
+                    ToolCallChunk(int(t.get("index") or 0), t.get("id"), t.get("name"),
+                                  t.get("args"))
+                    for t in getattr(piece, "tool_call_chunks", []) or []
+                ],
+                input_tokens=usage["input_tokens"] if usage else None,
+                output_tokens=usage["output_tokens"] if usage else None,
+                finish_reason=piece.response_metadata.get("finish_reason"),
+            )  # fmt: skip
+
+
+def chat_model_deployment(
+    model: BaseChatModel,
+    *,
+    name: str,
+    local: bool = False,
+    input_cost_per_token: float | None = None,
+    output_cost_per_token: float | None = None,
+    catalog_model: str | None = None,
+    **options: Any,
+) -> Deployment:
+    """Make a LangChain chat model a routing deployment.
+
+    Prices come from ``catalog_model`` (or the model's own ``model_name`` / ``model``) in the
+    catalog unless given. Other ``options`` are :class:`Deployment` fields (``quality``,
+    ``context_window``, ``supports_tools``, ``timeout``...).
+
+    Example:
+        >>> from langchain_openai import ChatOpenAI
+        >>> d = chat_model_deployment(ChatOpenAI(model="gpt-4o-mini"), name="lc-mini")
+    """
+    known = catalog_model or getattr(model, "model_name", None) or getattr(model, "model", None)
+    return Deployment(
+        f"langchain/{name}",
+        name=name,
+        local=local,
+        catalog_model=str(known) if known else None,
+        input_cost_per_token=input_cost_per_token,
+        output_cost_per_token=output_cost_per_token,
+        transport=LangChainTransport(model),
+        **options,
+    )
