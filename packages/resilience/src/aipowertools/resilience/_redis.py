@@ -7,6 +7,8 @@ running total. The clock is ``TIME`` on the server, so hosts with skewed clocks 
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 from aipowertools.resilience._adaptive import AdaptiveConfig, Observation, plan_scales
@@ -223,14 +225,14 @@ class RedisBackend:
                 ("usage", USAGE),
             )
         }
-        self._ascripts: dict[int, dict[str, Any]] = {}
+        self._ascripts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _aclient_scripts(self) -> dict[str, Any]:
-        import asyncio
-
         # redis.asyncio clients are bound to the loop they first run on: one per loop.
-        loop_id = id(asyncio.get_running_loop())
-        scripts = self._ascripts.get(loop_id)
+        loop = asyncio.get_running_loop()
+        scripts = self._ascripts.get(loop)
         if scripts is None:
             client = self._async_factory(self.url)
             scripts = {
@@ -242,7 +244,7 @@ class RedisBackend:
                     ("observe", OBSERVE),
                 )
             }
-            self._ascripts[loop_id] = scripts
+            self._ascripts[loop] = scripts
         return scripts
 
     def _base(self, key: str) -> str:

@@ -217,7 +217,7 @@ class RetryPolicy:
                 return True
         return False
 
-    def _before_sleep(self, rs: tenacity.RetryCallState) -> None:
+    def _event(self, rs: tenacity.RetryCallState) -> RetryEvent:
         exc = rs.outcome.exception() if rs.outcome is not None else None
         assert exc is not None
         event = RetryEvent(
@@ -244,8 +244,19 @@ class RetryPolicy:
                 "sleep_s": event.sleep,
             },
         )
+        return event
+
+    def _before_sleep(self, rs: tenacity.RetryCallState) -> None:
+        event = self._event(rs)
         for hook in self._hooks:
             hook(event)
+
+    async def _abefore_sleep(self, rs: tenacity.RetryCallState) -> None:
+        event = self._event(rs)
+        for hook in self._hooks:
+            result = hook(event)
+            if inspect.isawaitable(result):
+                await result
 
     def add_hook(self, hook: Callable[[RetryEvent], Any]) -> RetryPolicy:
         """Return a copy of this policy that also calls ``hook`` before each retry."""
@@ -269,7 +280,9 @@ class RetryPolicy:
 
     def aretrying(self) -> tenacity.AsyncRetrying:
         """A fresh ``tenacity.AsyncRetrying`` for this policy."""
-        return tenacity.AsyncRetrying(**self._kwargs())
+        kwargs = self._kwargs()
+        kwargs["before_sleep"] = self._abefore_sleep
+        return tenacity.AsyncRetrying(**kwargs)
 
     def _fallback(self, exc: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.fallback is not None:

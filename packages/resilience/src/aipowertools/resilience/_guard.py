@@ -1,0 +1,158 @@
+"""One guarded attempt (limiter -> breaker -> call -> usage correction), shared by adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aipowertools.core.errors import ErrorKind, ProviderTimeoutError, classify
+from aipowertools.resilience._breaker import CircuitBreaker
+from aipowertools.resilience._limiter import RateLimiter
+from aipowertools.resilience._limits import Priority
+
+T = TypeVar("T")
+
+
+def usage_tokens(output: Any) -> int | None:
+    """Total tokens reported by a LangChain message / LlamaIndex response, if any."""
+    usage = getattr(output, "usage_metadata", None)
+    if isinstance(usage, dict) and "total_tokens" in usage:
+        return int(usage["total_tokens"])
+    raw = getattr(output, "raw", None)
+    usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
+    if usage is not None:
+        total = usage.get("total_tokens") if isinstance(usage, dict) else None
+        total = total if total is not None else getattr(usage, "total_tokens", None)
+        if isinstance(total, int):
+            return total
+    return None
+
+
+def estimate_tokens(value: Any) -> int:
+    """Rough token estimate of an input (4 characters per token) when none is given."""
+    return max(1, len(str(value)) // 4)
+
+
+@dataclass
+class Guard:
+    """The policies applied around each attempt of the primary call."""
+
+    rate_limiter: RateLimiter | None = None
+    limiter_key: str = "default"
+    priority: Priority = "normal"
+    tokens: int | Callable[[Any], int] | None = None
+    circuit_breaker: CircuitBreaker | None = None
+    timeout: float | None = None
+
+    def _tokens(self, value: Any) -> int:
+        if self.tokens is None:
+            return estimate_tokens(value)
+        return self.tokens(value) if callable(self.tokens) else self.tokens
+
+    def _timeout_error(self) -> ProviderTimeoutError:
+        return ProviderTimeoutError(f"the call did not finish within {self.timeout:g} s")
+
+    def run(self, fn: Callable[[], T], value: Any, *, guarded: bool = True) -> T:
+        """Run one attempt of ``fn`` (blocking)."""
+        limiter = self.rate_limiter if guarded else None
+        breaker = self.circuit_breaker if guarded else None
+        reservation = (
+            limiter.acquire_sync(
+                self.limiter_key, tokens=self._tokens(value), priority=self.priority
+            )
+            if limiter
+            else None
+        )
+        handle = breaker.enter() if breaker else None
+        try:
+            if self.timeout is None:
+                out = fn()
+            else:
+                pool = concurrent.futures.ThreadPoolExecutor(1)
+                try:
+                    out = pool.submit(fn).result(timeout=self.timeout)
+                except concurrent.futures.TimeoutError:
+                    raise self._timeout_error() from None
+                finally:
+                    pool.shutdown(wait=False)
+        except BaseException as exc:
+            if handle:
+                handle.finish(exc)
+            if limiter and isinstance(exc, Exception) and classify(exc) is ErrorKind.RATE_LIMITED:
+                limiter.observe(self.limiter_key, exc=exc)
+            raise
+        if handle:
+            handle.finish(None)
+        if reservation is not None and (used := usage_tokens(out)) is not None:
+            reservation.correct(used)
+        return out
+
+    async def arun(self, fn: Callable[[], Awaitable[T]], value: Any, *, guarded: bool = True) -> T:
+        """Run one attempt of ``fn``."""
+        limiter = self.rate_limiter if guarded else None
+        breaker = self.circuit_breaker if guarded else None
+        reservation = (
+            await limiter.acquire(
+                self.limiter_key, tokens=self._tokens(value), priority=self.priority
+            )
+            if limiter
+            else None
+        )
+        handle = await breaker.aenter() if breaker else None
+        try:
+            if self.timeout is None:
+                out = await fn()
+            else:
+                try:
+                    out = await asyncio.wait_for(fn(), self.timeout)
+                except asyncio.TimeoutError:
+                    raise self._timeout_error() from None
+        except BaseException as exc:
+            if handle and breaker:
+                await breaker._afinish(handle, exc)
+            if limiter and isinstance(exc, Exception) and classify(exc) is ErrorKind.RATE_LIMITED:
+                await limiter.aobserve(self.limiter_key, exc=exc)
+            raise
+        if handle and breaker:
+            await breaker._afinish(handle, None)
+        if reservation is not None and (used := usage_tokens(out)) is not None:
+            await reservation.acorrect(used)
+        return out
+
+    def enter_stream(self, value: Any) -> Any:
+        """Acquire and enter the breaker for a stream; returns (reservation, handle)."""
+        reservation = (
+            self.rate_limiter.acquire_sync(
+                self.limiter_key, tokens=self._tokens(value), priority=self.priority
+            )
+            if self.rate_limiter
+            else None
+        )
+        handle = self.circuit_breaker.enter() if self.circuit_breaker else None
+        return reservation, handle
+
+    async def aenter_stream(self, value: Any) -> Any:
+        """Async form of :meth:`enter_stream`."""
+        reservation = (
+            await self.rate_limiter.acquire(
+                self.limiter_key, tokens=self._tokens(value), priority=self.priority
+            )
+            if self.rate_limiter
+            else None
+        )
+        handle = await self.circuit_breaker.aenter() if self.circuit_breaker else None
+        return reservation, handle
+
+    def failed(self, exc: BaseException, handle: Any) -> None:
+        """Report a failed attempt to the breaker and the adaptive limiter."""
+        if handle is not None:
+            handle.finish(exc)
+        if (
+            self.rate_limiter
+            and isinstance(exc, Exception)
+            and classify(exc) is ErrorKind.RATE_LIMITED
+        ):
+            self.rate_limiter.observe(self.limiter_key, exc=exc)

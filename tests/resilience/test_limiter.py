@@ -1,0 +1,283 @@
+import asyncio
+import time
+import tracemalloc
+
+import pytest
+
+from aipowertools.core.errors import ConfigurationError, RateLimitExceededError, StoreURLError
+from aipowertools.resilience import Limit, RateLimiter
+from aipowertools.resilience._adaptive import parse_duration, parse_headers
+
+
+async def test_requests_per_second_is_exact():
+    limiter = RateLimiter(requests_per_second=20)
+    start = time.monotonic()
+    await asyncio.gather(*(limiter.acquire("k") for _ in range(50)))
+    elapsed = time.monotonic() - start
+    # 20 at t=0, 20 at t=1, 10 at t=2: never more than 20 in any second.
+    assert 1.95 <= elapsed < 2.5
+    assert limiter.get_stats().admitted == 50
+
+
+async def test_tokens_reserve_then_correct_frees_capacity():
+    limiter = RateLimiter(tokens_per_minute=1000)
+    r = await limiter.acquire("m", tokens=900)
+    assert limiter.try_acquire("m", tokens=200) is None
+    await r.acorrect(100)  # the real call used far less
+    assert limiter.try_acquire("m", tokens=200) is not None
+    usage = limiter.get_stats("m").keys["m"].usage["tokens_per_60s"]
+    assert usage == (300.0, 1000.0)
+    r.correct(150)
+    assert limiter.get_stats("m").keys["m"].usage["tokens_per_60s"][0] == 350.0
+
+
+async def test_release_gives_everything_back():
+    limiter = RateLimiter(requests_per_minute=1, tokens_per_minute=100)
+    r = await limiter.acquire("k", tokens=50)
+    assert limiter.try_acquire("k") is None
+    await r.arelease()
+    assert limiter.try_acquire("k", tokens=50) is not None
+    r.release()  # idempotent
+
+
+def test_sync_acquire_waits_and_try_acquire_does_not():
+    limiter = RateLimiter(requests_per_second=5)
+    start = time.monotonic()
+    for _ in range(10):
+        limiter.acquire_sync("s")
+    assert time.monotonic() - start >= 0.95
+    assert limiter.try_acquire("s") is None
+    assert limiter.get_stats().rejected == 1
+
+
+async def test_timeout_raises_rate_limit_exceeded_with_retry_after():
+    limiter = RateLimiter(requests_per_minute=1)
+    await limiter.acquire("k")
+    with pytest.raises(RateLimitExceededError) as info:
+        await limiter.acquire("k", timeout=0.05)
+    assert info.value.key == "k"
+    assert info.value.retry_after is not None and info.value.retry_after > 50
+
+
+async def test_timeout_of_a_queued_waiter():
+    limiter = RateLimiter(requests_per_second=1)
+    await limiter.acquire("k")
+    first = asyncio.create_task(limiter.acquire("k"))
+    await asyncio.sleep(0)
+    with pytest.raises(RateLimitExceededError):
+        await asyncio.wait_for(limiter.acquire("k", timeout=0.2), 5)
+    await first
+    assert limiter.get_stats().queued_total == 0
+
+
+async def test_cancelled_waiter_leaves_no_trace():
+    limiter = RateLimiter(requests_per_second=2)
+    await asyncio.gather(limiter.acquire("k"), limiter.acquire("k"))
+    task = asyncio.create_task(limiter.acquire("k"))
+    await asyncio.sleep(0.01)
+    assert limiter.get_stats().queued_total == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert limiter.get_stats().queued_total == 0
+    r = await asyncio.wait_for(limiter.acquire("k"), 2)
+    assert r.key == "k"
+
+
+async def test_multiple_limits_and_key_limits():
+    limiter = RateLimiter(
+        requests_per_minute=100,
+        key_limits={"small": {"requests_per_minute": 2}, "lims": [Limit("tokens", 10, 60)]},
+    )
+    assert limiter.try_acquire("small") and limiter.try_acquire("small")
+    assert limiter.try_acquire("small") is None
+    assert limiter.try_acquire("big") is not None
+    assert limiter.try_acquire("lims", tokens=10) is not None
+    assert limiter.try_acquire("lims", tokens=1) is None
+    with pytest.raises(ConfigurationError, match="can never fit"):
+        limiter.try_acquire("lims", tokens=11)
+    with pytest.raises(ConfigurationError):
+        limiter.set_limits("x", ["nope"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"requests_per_minute": 0}, "positive"),
+        ({"requests_per_minute": "5"}, "number"),
+        ({"aging_seconds": -1}, "aging"),
+        ({"max_sleep": 0}, "max_sleep"),
+    ],
+)
+def test_bad_configuration_is_typed(kwargs, match):
+    with pytest.raises(ConfigurationError, match=match):
+        RateLimiter(**kwargs)
+
+
+def test_bad_arguments_are_typed():
+    limiter = RateLimiter(requests_per_second=1)
+    with pytest.raises(ConfigurationError, match="priority"):
+        limiter.acquire_sync("k", priority="urgent")
+    with pytest.raises(ConfigurationError, match="tokens"):
+        limiter.try_acquire("k", tokens=-1)
+    with pytest.raises(ConfigurationError, match="key"):
+        limiter.try_acquire("")
+    with pytest.raises(StoreURLError):
+        RateLimiter(store="sqlite:///x.db")
+    r = limiter.try_acquire("k")
+    assert r is not None
+    with pytest.raises(ConfigurationError):
+        r.correct(-1)
+    with pytest.raises(ConfigurationError):
+        Limit("bytes", 1, 1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        Limit("tokens", 1, 0)
+
+
+async def test_priority_high_goes_first_under_saturation():
+    # 100 requests/s as 10 per 100 ms windows, so admissions happen every 100 ms.
+    limiter = RateLimiter(limits=[Limit("requests", 10, 0.1)], aging_seconds=30)
+    await asyncio.gather(*(limiter.acquire("k") for _ in range(10)))  # saturate
+    waits: dict[str, list[float]] = {"high": [], "low": []}
+
+    async def one(priority: str) -> None:
+        start = time.monotonic()
+        await limiter.acquire("k", priority=priority)
+        waits[priority].append(time.monotonic() - start)
+
+    async def high_stream() -> None:
+        tasks = []
+        for _ in range(5):  # high-priority requests keep arriving into the saturated queue
+            tasks += [asyncio.create_task(one("high")) for _ in range(4)]
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*tasks)
+
+    await asyncio.gather(*(one("low") for _ in range(150)), high_stream())
+    p95 = {k: sorted(v)[int(0.95 * len(v)) - 1] for k, v in waits.items()}
+    assert len(waits["low"]) == 150  # every low-priority request was served
+    assert p95["high"] <= 0.25 * p95["low"], p95
+
+
+async def test_aging_lets_low_priority_through_a_steady_high_stream():
+    limiter = RateLimiter(requests_per_second=20, aging_seconds=0.2)
+    await asyncio.gather(*(limiter.acquire("k") for _ in range(20)))
+    low = asyncio.create_task(limiter.acquire("k", priority="low"))
+    done_at: list[int] = []
+
+    async def highs() -> None:
+        for i in range(40):
+            await limiter.acquire("k", priority="high")
+            if low.done() and not done_at:
+                done_at.append(i)
+
+    await asyncio.gather(highs(), *(limiter.acquire("k", priority="high") for _ in range(20)))
+    assert low.done() and done_at and done_at[0] < 40
+
+
+async def test_fairness_round_robin_between_users():
+    limiter = RateLimiter(requests_per_second=10, aging_seconds=0)
+    await asyncio.gather(*(limiter.acquire("k") for _ in range(10)))
+    order: list[str] = []
+
+    async def one(user: str) -> None:
+        await limiter.acquire("k", user=user)
+        order.append(user)
+
+    # user a floods first, b arrives after: b still gets every other slot.
+    tasks = [asyncio.create_task(one("a")) for _ in range(8)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(one("b")) for _ in range(2)]
+    await asyncio.gather(*tasks)
+    assert order.index("b") <= 2 and order[:4].count("b") == 2
+
+
+async def test_stats_report_queue_wait_and_utilisation():
+    limiter = RateLimiter(requests_per_second=5)
+    await asyncio.gather(*(limiter.acquire("k") for _ in range(5)))
+    tasks = [asyncio.create_task(limiter.acquire("k", priority=p)) for p in ["high", "low", 3]]
+    await asyncio.sleep(0.01)
+    stats = limiter.get_stats()
+    assert stats.queued == {"high": 1, "low": 1, "3": 1}
+    assert stats.queued_total == 3
+    assert stats.utilisation == 1.0
+    assert 0.5 < stats.estimated_wait_seconds <= 1.6
+    await asyncio.gather(*tasks)
+
+
+async def test_ten_thousand_waiters_one_loop_no_lost_wakeups_bounded_memory():
+    limiter = RateLimiter(requests_per_second=5000, aging_seconds=0)
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    results = await asyncio.wait_for(
+        asyncio.gather(*(limiter.acquire("k", user=str(i % 7)) for i in range(10_000))), 10
+    )
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    assert len({r.id for r in results}) == 10_000  # every waiter woke, exactly once
+    assert limiter.get_stats().queued_total == 0
+    assert peak < 40 * 1024 * 1024, peak  # ~10k waiters + window entries, well under 40 MB
+    # the scheduler is gone once the queue is empty
+    assert not any(limiter._schedulers.values())
+
+
+async def test_adaptive_pause_and_learned_limit():
+    limiter = RateLimiter(requests_per_second=100)
+    limiter.observe("k", headers={"retry-after": "0.3", "x-ratelimit-limit-requests": "600"})
+    stats = limiter.get_stats("k").keys["k"]
+    assert 0.2 < stats.paused_seconds <= 0.3
+    assert stats.usage["requests_per_1s"][1] == pytest.approx(10.0)  # 600/min = 10/s
+    start = time.monotonic()
+    await asyncio.gather(*(limiter.acquire("k") for _ in range(11)))
+    assert time.monotonic() - start >= 1.25  # paused 0.3 s, then 10/s
+
+
+async def test_adaptive_bare_429_halves_then_recovers():
+    from aipowertools.core.errors import RateLimitedError
+    from aipowertools.resilience import AdaptiveConfig
+
+    limiter = RateLimiter(requests_per_second=100, adaptive=AdaptiveConfig(recovery_per_second=1.0))
+    await limiter.aobserve("k", exc=RateLimitedError("429", retry_after=None))
+    cap = limiter.get_stats("k").keys["k"].usage["requests_per_1s"][1]
+    assert 50 <= cap < 55
+    await asyncio.sleep(0.3)
+    assert limiter.get_stats("k").keys["k"].usage["requests_per_1s"][1] > cap + 20
+    off = RateLimiter(requests_per_second=100, adaptive=False)
+    off.observe("k", retry_after=5)
+    assert off.get_stats("k").keys["k"].paused_seconds == 0
+
+
+def test_header_parsing():
+    assert parse_duration("6m0s") == 360
+    assert parse_duration("20ms") == pytest.approx(0.02)
+    assert parse_duration("1.5") == 1.5
+    assert parse_duration("") is None
+    assert parse_duration("soon") is None
+    obs = parse_headers(
+        {
+            "Retry-After-Ms": "1500",
+            "x-ratelimit-limit-tokens": "90000",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "2s",
+        },
+        rate_limited=True,
+    )
+    assert obs.retry_after == 1.5
+    assert obs.limits == {"tokens": 90000}
+    assert obs.resets == {"requests": 2.0}
+    anthropic = parse_headers(
+        {"anthropic-ratelimit-requests-limit": "50", "retry-after": "3"}, rate_limited=True
+    )
+    assert anthropic.limits == {"requests": 50} and anthropic.retry_after == 3
+
+
+def test_limit_decorator_and_wait_alias():
+    limiter = RateLimiter(requests_per_second=3)
+
+    @limiter.limit(priority="high")
+    def work(x: int) -> int:
+        return x * 2
+
+    start = time.monotonic()
+    assert [work(i) for i in range(4)] == [0, 2, 4, 6]
+    assert time.monotonic() - start >= 0.95
+    assert asyncio.run(limiter.wait("other")).key == "other"
