@@ -1,0 +1,775 @@
+"""LangChain callback handlers: cost into a ``CostTracker``, structured events and GenAI spans.
+
+Attach them to a model (``ChatOpenAI(callbacks=[...])``), to a run's config
+(``chain.invoke(x, config={"callbacks": [...]})``) or to an agent built with
+``langchain.agents.create_agent``; they work in sync, async and streaming runs.
+
+Example:
+    >>> from aipowertools.core import CostTracker
+    >>> from aipowertools.callbacks.langchain import CostCallbackHandler
+    >>> handler = CostCallbackHandler(CostTracker(store="memory://"))
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from aipowertools.callbacks._genai import (
+    Runs,
+    RunState,
+    Tokens,
+    end_span,
+    estimate_usage,
+    get_tracer,
+    has_hard_limits,
+    llm_request_attributes,
+    llm_response_attributes,
+    log_event,
+    provider_name,
+    record_call,
+    span_ids,
+    start_span,
+)
+from aipowertools.core.errors import BudgetExceededError
+
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
+    from langchain_core.outputs import LLMResult
+
+    from aipowertools.callbacks._logger import StructuredLogger
+
+__all__ = ["CostCallbackHandler", "LoggingCallbackHandler"]
+
+_log = logging.getLogger("aipowertools.callbacks")
+_USER_KEYS = ("user", "user_id")
+_SESSION_KEYS = ("session", "session_id", "thread_id", "conversation_id")
+_TASK_KEYS = ("task", "task_name")
+
+
+def _first(metadata: Mapping[str, Any], keys: Sequence[str]) -> str | None:
+    for key in keys:
+        value = metadata.get(key)
+        if value is not None:
+            return str(value)
+    return None
+
+
+def _params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    params = kwargs.get("invocation_params")
+    return dict(params) if isinstance(params, Mapping) else {}
+
+
+def _model_and_provider(
+    serialized: Mapping[str, Any] | None, metadata: Mapping[str, Any], params: Mapping[str, Any]
+) -> tuple[str | None, str | None]:
+    model = (
+        params.get("model")
+        or params.get("model_name")
+        or metadata.get("ls_model_name")
+        or params.get("model_id")
+    )
+    ident = (serialized or {}).get("id")
+    class_path = ".".join(ident) if isinstance(ident, list) else None
+    provider = provider_name(metadata.get("ls_provider"), class_path, params.get("_type"))
+    return (str(model) if model else None), provider
+
+
+def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any], default: str) -> str:
+    name = kwargs.get("name")
+    if name:
+        return str(name)
+    if serialized:
+        if serialized.get("name"):
+            return str(serialized["name"])
+        ident = serialized.get("id")
+        if isinstance(ident, list) and ident:
+            return str(ident[-1])
+    return default
+
+
+def _usage_from_result(
+    response: LLMResult,
+) -> tuple[Tokens | None, str | None, str | None, str, list[str]]:
+    """Usage, response model, response id, completion text and finish reasons of a result."""
+    usage: Tokens | None = None
+    model: str | None = None
+    response_id: str | None = None
+    texts: list[str] = []
+    reasons: list[str] = []
+    for generations in response.generations:
+        counted = False
+        for gen in generations:
+            texts.append(gen.text or "")
+            info = gen.generation_info or {}
+            message = getattr(gen, "message", None)
+            meta: Mapping[str, Any] = getattr(message, "response_metadata", None) or {}
+            reason = (
+                info.get("finish_reason") or meta.get("finish_reason") or meta.get("stop_reason")
+            )
+            if reason:
+                reasons.append(str(reason))
+            model = model or meta.get("model_name") or meta.get("model")
+            response_id = response_id or meta.get("id") or getattr(message, "id", None)
+            um = getattr(message, "usage_metadata", None)
+            if um and not counted:  # n > 1 choices carry the same usage: count it once
+                counted = True
+                tokens = _usage_from_metadata(um)
+                usage = tokens if usage is None else usage + tokens
+    if usage is None:
+        token_usage = (response.llm_output or {}).get("token_usage") or (
+            response.llm_output or {}
+        ).get("usage")
+        if isinstance(token_usage, Mapping) and (
+            token_usage.get("prompt_tokens") or token_usage.get("completion_tokens")
+        ):
+            usage = Tokens(
+                input_tokens=int(token_usage.get("prompt_tokens") or 0),
+                output_tokens=int(token_usage.get("completion_tokens") or 0),
+            )
+        model = model or (response.llm_output or {}).get("model_name")
+    return usage, (str(model) if model else None), response_id, "".join(texts), reasons
+
+
+def _usage_from_metadata(um: Mapping[str, Any]) -> Tokens:
+    inp = um.get("input_token_details") or {}
+    out = um.get("output_token_details") or {}
+    return Tokens(
+        input_tokens=int(um.get("input_tokens") or 0),
+        output_tokens=int(um.get("output_tokens") or 0),
+        cached_input_tokens=int(inp.get("cache_read") or 0),
+        cache_creation_tokens=int(inp.get("cache_creation") or 0),
+        reasoning_tokens=int(out.get("reasoning") or 0),
+    )
+
+
+def _openai_messages(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    from langchain_core.messages import convert_to_openai_messages
+
+    converted = convert_to_openai_messages(messages)
+    return converted if isinstance(converted, list) else [converted]
+
+
+class CostCallbackHandler(BaseCallbackHandler):
+    """Records every chat model / LLM call into a ``CostTracker`` and enforces its budgets.
+
+    * Usage comes from the final message's ``usage_metadata`` (streams included, when the
+      provider reports usage; for ``ChatOpenAI`` set ``stream_usage=True``). When a call
+      reports none, tokens are counted offline and the record is marked estimated
+      (``cost_exact=False``).
+    * A record's request id is the LangChain run id, so attaching the handler twice (to the
+      model and to the config) or replaying callbacks never double counts.
+    * With hard budgets on the tracker, the worst-case cost is reserved in
+      ``on_chat_model_start`` and a call that could pass a limit is refused with
+      :class:`~aipowertools.core.errors.BudgetExceededError` before any provider is called.
+    * ``metadata`` keys ``user``/``user_id``, ``session``/``session_id``/``thread_id`` and
+      ``task`` and the run's tags (without LangChain's internal ``seq:step:N``-style tags)
+      go into the ledger; ``trace_id`` is the current OpenTelemetry trace, else the parent
+      run id.
+
+    Args:
+        tracker: The ``CostTracker`` to record into.
+        user: Default user for the records.
+        session: Default session.
+        task: Default task name.
+        tags: Tags added to every record.
+        monitor: Optional ``ProviderMonitor`` fed with each call's latency, TTFT and outcome.
+
+    Example:
+        >>> from aipowertools.core import CostTracker
+        >>> handler = CostCallbackHandler(CostTracker(store="memory://"), task="demo")
+    """
+
+    raise_error = True  # so that BudgetExceededError stops the call
+    run_inline = True  # runs in the caller's context in async runs, no thread hop
+
+    def __init__(
+        self,
+        tracker: Any,
+        *,
+        user: str | None = None,
+        session: str | None = None,
+        task: str | None = None,
+        tags: Sequence[str] = (),
+        monitor: Any = None,
+    ) -> None:
+        self.tracker = tracker
+        self.user = user
+        self.session = session
+        self.task = task
+        self.tags = tuple(tags)
+        self.monitor = monitor
+        self._runs = Runs()
+
+    @property
+    def ignore_chain(self) -> bool:  # noqa: D102 - LangChain flag
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:  # noqa: D102 - LangChain flag
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:  # noqa: D102 - LangChain flag
+        return True
+
+    def _start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompt: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        kwargs: Mapping[str, Any],
+        kind: str,
+    ) -> None:
+        meta = metadata or {}
+        params = _params(kwargs)
+        model, provider = _model_and_provider(serialized, meta, params)
+        state = RunState(
+            run_id=str(run_id),
+            kind=kind,
+            name=model or "llm",
+            started=time.perf_counter(),
+            parent_run_id=str(parent_run_id) if parent_run_id else None,
+            model=model,
+            provider=provider,
+            prompt=prompt,
+            tags=tuple(tags or ()),
+            metadata=meta,
+        )
+        if has_hard_limits(self.tracker):
+            max_tokens = (
+                params.get("max_tokens")
+                or params.get("max_completion_tokens")
+                or meta.get("ls_max_tokens")
+            )
+            messages = _openai_messages(prompt[0]) if kind == "chat" else prompt[0]
+            user, _, task, ledger_tags = self._who(state)
+            # Raises BudgetExceededError before the provider is called (raise_error=True).
+            state.reservation = self.tracker.reserve(
+                model=model,
+                messages=messages,
+                max_tokens=int(max_tokens) if max_tokens else None,
+                user=user,
+                task=task,
+                tags=ledger_tags,
+                request_id=str(run_id),
+            )
+        self._runs.start(state)
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember the call and reserve its worst-case cost against hard budgets."""
+        try:
+            self._start(serialized, messages, run_id, parent_run_id, tags, metadata, kwargs, "chat")
+        except BudgetExceededError:
+            raise
+        except Exception:
+            _log.warning("CostCallbackHandler: could not start run %s", run_id, exc_info=True)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember a completion-style call and reserve against hard budgets."""
+        try:
+            self._start(serialized, prompts, run_id, parent_run_id, tags, metadata, kwargs, "llm")
+        except BudgetExceededError:
+            raise
+        except Exception:
+            _log.warning("CostCallbackHandler: could not start run %s", run_id, exc_info=True)
+
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Note the time of the first streamed token."""
+        state = self._runs.get(run_id)
+        if state is not None and state.first_token is None:
+            state.first_token = time.perf_counter()
+
+    def _who(self, state: RunState) -> tuple[str | None, str | None, str | None, tuple[str, ...]]:
+        meta = state.metadata
+        user = _first(meta, _USER_KEYS) or self.user
+        session = _first(meta, _SESSION_KEYS) or self.session
+        task = _first(meta, _TASK_KEYS) or self.task
+        tags = self.tags + tuple(t for t in state.tags if ":" not in t and t not in self.tags)
+        return user, session, task, tags
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        """Record the call's usage and cost (estimated when the provider sent no usage)."""
+        state = self._runs.pop(run_id)
+        if state is None:
+            return
+        try:
+            usage, response_model, _, text, _ = _usage_from_result(response)
+            estimated = usage is None
+            if usage is None:
+                prompt = state.prompt[0] if state.prompt else None
+                if state.kind == "chat" and prompt is not None:
+                    prompt = _openai_messages(prompt)
+                usage = estimate_usage(prompt, text, response_model or state.model)
+            user, session, task, tags = self._who(state)
+            trace_id, _ = span_ids(_current_span())
+            record_call(
+                self.tracker,
+                state,
+                request_id=str(run_id),
+                usage=usage,
+                model=response_model or state.model,
+                estimated=estimated,
+                user=user,
+                session=session,
+                task=task,
+                tags=tags,
+                trace_id=trace_id or state.parent_run_id or state.run_id,
+            )
+            if self.monitor is not None:
+                self.monitor.record(
+                    f"{state.provider or 'unknown'}/{response_model or state.model}",
+                    latency_ms=state.duration_ms(),
+                    ttft_ms=state.ttft_ms(),
+                    ok=True,
+                    output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+                    input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+                    provider=state.provider,
+                    model=response_model or state.model,
+                )
+        except Exception:
+            _log.warning("CostCallbackHandler: could not record run %s", run_id, exc_info=True)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Release the call's reservation; tell the monitor about the failure."""
+        state = self._runs.pop(run_id)
+        if state is None:
+            return
+        try:
+            if state.reservation is not None:
+                self.tracker.release(state.reservation)
+            if self.monitor is not None:
+                from aipowertools.core.errors import classify
+
+                self.monitor.record(
+                    f"{state.provider or 'unknown'}/{state.model}",
+                    latency_ms=state.duration_ms(),
+                    ok=False,
+                    error_kind=classify(error),
+                    provider=state.provider,
+                    model=state.model,
+                )
+        except Exception:
+            _log.warning("CostCallbackHandler: could not release run %s", run_id, exc_info=True)
+
+
+def _current_span() -> Any:
+    from opentelemetry import trace
+
+    return trace.get_current_span()
+
+
+class LoggingCallbackHandler(BaseCallbackHandler):
+    """Structured events and OpenTelemetry GenAI spans for every LangChain run.
+
+    Events (through a :class:`~aipowertools.callbacks.StructuredLogger`):
+    ``chain_start/end/error``, ``chat_model_start/end/error``, ``llm_start/end/error``,
+    ``tool_start/end/error``, ``retriever_start/end/error``, ``agent_action`` and
+    ``agent_finish``, each with ``run_id``, ``parent_run_id``, the run's name and tags, and on
+    end ``duration_ms`` (plus ``ttft_ms``, token usage, finish reasons for model calls).
+    Prompt and completion text is included only when the logger has ``log_content=True``.
+
+    Spans follow the OpenTelemetry GenAI conventions: ``chat {model}`` with
+    ``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
+    ``gen_ai.response.model``, ``gen_ai.usage.input_tokens`` / ``output_tokens`` and
+    ``gen_ai.response.finish_reasons``; ``execute_tool {name}`` for tools; chains and
+    retrievers by name. Each span is the child of its parent run's span, or of the current
+    span when the parent run is not seen by this handler.
+
+    Args:
+        logger: Where events go; ``None`` for spans only.
+        tracer_provider: OpenTelemetry tracer provider (the global one by default).
+        spans: Whether to create spans.
+    """
+
+    run_inline = True
+
+    def __init__(
+        self,
+        logger: StructuredLogger | None = None,
+        *,
+        tracer_provider: Any = None,
+        spans: bool = True,
+    ) -> None:
+        self.logger = logger
+        self._tracer = get_tracer(tracer_provider) if spans else None
+        self._runs = Runs()
+
+    # helpers --------------------------------------------------------------------------
+    def _open(
+        self,
+        kind: str,
+        name: str,
+        span_name: str,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        attributes: Mapping[str, Any],
+        *,
+        client: bool = False,
+    ) -> RunState:
+        parent = self._runs.get(parent_run_id)
+        span = None
+        if self._tracer is not None:
+            span = start_span(
+                self._tracer, span_name, parent.span if parent else None, attributes, client=client
+            )
+        return self._runs.start(
+            RunState(
+                run_id=str(run_id),
+                kind=kind,
+                name=name,
+                started=time.perf_counter(),
+                parent_run_id=str(parent_run_id) if parent_run_id else None,
+                span=span,
+                tags=tuple(tags or ()),
+            )
+        )
+
+    def _event(self, level: str, event: str, state: RunState, **fields: Any) -> None:
+        if self.logger is None:
+            return
+        fields = {
+            "run_id": state.run_id,
+            "parent_run_id": state.parent_run_id,
+            "run_type": state.kind,
+            "name": state.name,
+            **({"tags": list(state.tags)} if state.tags else {}),
+            **fields,
+        }
+        log_event(self.logger, level, event, fields, state.span)
+
+    def _close(
+        self,
+        run_id: UUID,
+        event: str,
+        error: BaseException | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        state = self._runs.pop(run_id)
+        if state is None:
+            return
+        try:
+            if error is not None:
+                fields["error"] = error
+            self._event(
+                "error" if error is not None else "info",
+                event,
+                state,
+                duration_ms=round(state.duration_ms(), 3),
+                **fields,
+            )
+        finally:
+            end_span(state.span, attributes or {}, error)
+
+    def _content(self, value: Any) -> Any:
+        return value if self.logger is not None and self.logger.log_content else None
+
+    # chains ------------------------------------------------------------------------------
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any],
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open a chain span and log ``chain_start``."""
+        name = _run_name(serialized, kwargs, "chain")
+        state = self._open(
+            "chain", name, name, run_id, parent_run_id, tags, {"langchain.run.type": "chain"}
+        )
+        self._event("info", "chain_start", state)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the chain span and log ``chain_end``."""
+        self._close(run_id, "chain_end")
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the chain span with an error and log ``chain_error``."""
+        self._close(run_id, "chain_error", error)
+
+    # models ------------------------------------------------------------------------------
+    def _model_start(
+        self,
+        operation: str,
+        event: str,
+        serialized: dict[str, Any] | None,
+        prompt: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        meta = metadata or {}
+        params = _params(kwargs)
+        model, provider = _model_and_provider(serialized, meta, params)
+        kind = "chat_model" if operation == "chat" else "llm"
+        state = self._open(
+            kind,
+            model or _run_name(serialized, kwargs, kind),
+            f"{operation} {model}" if model else operation,
+            run_id,
+            parent_run_id,
+            tags,
+            llm_request_attributes(operation, model, provider, params),
+            client=True,
+        )
+        state.model, state.provider = model, provider
+        content = self._content(prompt)
+        if content is not None and operation == "chat":
+            content = [_openai_messages(m) for m in prompt]
+        self._event(
+            "info",
+            event,
+            state,
+            model=model,
+            provider=provider,
+            **(
+                {"messages" if operation == "chat" else "prompts": content}
+                if content is not None
+                else {}
+            ),
+        )
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open a ``chat {model}`` span and log ``chat_model_start``."""
+        self._model_start(
+            "chat",
+            "chat_model_start",
+            serialized,
+            messages,
+            run_id,
+            parent_run_id,
+            tags,
+            metadata,
+            kwargs,
+        )
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open a ``text_completion {model}`` span and log ``llm_start``."""
+        self._model_start(
+            "text_completion",
+            "llm_start",
+            serialized,
+            prompts,
+            run_id,
+            parent_run_id,
+            tags,
+            metadata,
+            kwargs,
+        )
+
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Note the time of the first streamed token (TTFT)."""
+        state = self._runs.get(run_id)
+        if state is not None and state.first_token is None:
+            state.first_token = time.perf_counter()
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the model span with usage and finish reasons and log ``*_end``."""
+        state = self._runs.get(run_id)
+        if state is None:
+            return
+        usage, response_model, response_id, text, reasons = _usage_from_result(response)
+        inp = int(usage.input_tokens) if usage is not None else None
+        out = int(usage.output_tokens) if usage is not None else None
+        ttft = state.ttft_ms()
+        extra: dict[str, Any] = {}
+        cost = _response_cost(response)
+        if cost is not None:
+            extra["cost_usd"] = cost
+        if self.logger is not None and self.logger.log_content:
+            extra["completion"] = text
+        self._close(
+            run_id,
+            "chat_model_end" if state.kind == "chat_model" else "llm_end",
+            None,
+            llm_response_attributes(response_model, response_id, inp, out, reasons),
+            model=state.model,
+            response_model=response_model,
+            provider=state.provider,
+            input_tokens=inp,
+            output_tokens=out,
+            finish_reasons=reasons or None,
+            ttft_ms=round(ttft, 3) if ttft is not None else None,
+            streamed=state.first_token is not None,
+            **extra,
+        )
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the model span with an error and log ``*_error``."""
+        state = self._runs.get(run_id)
+        kind = state.kind if state is not None else "llm"
+        self._close(
+            run_id,
+            "chat_model_error" if kind == "chat_model" else "llm_error",
+            error,
+            error_kind=_error_kind(error),
+        )
+
+    # tools and retrievers -----------------------------------------------------------------
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open an ``execute_tool {name}`` span and log ``tool_start``."""
+        name = _run_name(serialized, kwargs, "tool")
+        call_id = kwargs.get("tool_call_id")
+        state = self._open(
+            "tool",
+            name,
+            f"execute_tool {name}",
+            run_id,
+            parent_run_id,
+            tags,
+            {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": name,
+                "gen_ai.tool.call.id": call_id,
+            },
+        )
+        self._event("info", "tool_start", state, tool=name, tool_call_id=call_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the tool span and log ``tool_end``."""
+        self._close(run_id, "tool_end")
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the tool span with an error and log ``tool_error``."""
+        self._close(run_id, "tool_error", error)
+
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any],
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open a retriever span and log ``retriever_start``."""
+        name = _run_name(serialized, kwargs, "retriever")
+        state = self._open(
+            "retriever",
+            name,
+            f"retrieve {name}",
+            run_id,
+            parent_run_id,
+            tags,
+            {"langchain.run.type": "retriever"},
+        )
+        self._event(
+            "info", "retriever_start", state, **({"prompt": query} if self._content(query) else {})
+        )
+
+    def on_retriever_end(self, documents: Sequence[Any], *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the retriever span and log ``retriever_end`` with the document count."""
+        self._close(
+            run_id,
+            "retriever_end",
+            None,
+            {"langchain.retriever.documents": len(documents)},
+            documents=len(documents),
+        )
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the retriever span with an error and log ``retriever_error``."""
+        self._close(run_id, "retriever_error", error)
+
+    # legacy agents ----------------------------------------------------------------------
+    def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Log ``agent_action`` (tool chosen by a legacy agent)."""
+        state = self._runs.get(run_id) or RunState(
+            str(run_id), "agent", "agent", time.perf_counter()
+        )
+        self._event("info", "agent_action", state, tool=getattr(action, "tool", None))
+
+    def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Log ``agent_finish``."""
+        state = self._runs.get(run_id) or RunState(
+            str(run_id), "agent", "agent", time.perf_counter()
+        )
+        self._event("info", "agent_finish", state)
+
+
+def _response_cost(response: LLMResult) -> float | None:
+    for generations in response.generations:
+        for gen in generations:
+            meta = getattr(getattr(gen, "message", None), "response_metadata", None) or {}
+            cost = meta.get("cost_usd")
+            if isinstance(cost, (int, float)):
+                return float(cost)
+    return None
+
+
+def _error_kind(error: BaseException) -> str | None:
+    try:
+        from aipowertools.core.errors import classify
+
+        return str(classify(error).value)
+    except Exception:  # pragma: no cover - classification is best effort here
+        return None
