@@ -27,7 +27,9 @@ def _env() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("kind", PROCESS_BACKENDS)
-def test_eight_processes_lose_nothing(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_eight_processes_lose_nothing(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     url = store_url(kind, request, tmp_path)
     ns, sid = f"n{uuid.uuid4().hex[:8]}", "shared"
     writers, per_writer = 8, 200
@@ -63,7 +65,9 @@ def test_threads_lose_nothing_in_memory() -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(map(tuple, session.get("history"))) == [(w, i) for w in range(8) for i in range(200)]
+    assert sorted(map(tuple, session.get("history"))) == [
+        (w, i) for w in range(8) for i in range(200)
+    ]
 
 
 @pytest.mark.parametrize("kind", PROCESS_BACKENDS)

@@ -181,7 +181,7 @@ class SessionKVStore(BaseStore[str, Any]):
 
     def yield_keys(self, *, prefix: str | None = None) -> Iterator[str]:
         """Every key, or those starting with ``prefix``."""
-        for name in self.session.keys():
+        for name in self.session.keys():  # noqa: SIM118 - a Session, not a dict
             key = _key_of(name)
             if key is None:
                 found = self.session.get(name)

@@ -76,7 +76,8 @@ class SessionChatStore(BaseChatStore):
         list_key: str = "messages",
         **options: Any,
     ) -> None:
-        super().__init__(list_key=list_key)
+        super().__init__()
+        self.list_key = list_key
         self._sessions = _Sessions(store, options)
 
     @classmethod
