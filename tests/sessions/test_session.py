@@ -105,7 +105,9 @@ def test_buffered_session_saves_in_order(store: MemoryBackend) -> None:
         s.set("gone", True)
         s.delete("gone")
         assert s.dirty
-        assert s.get("a") == 1 and s.get("h") == [1, 2, 3] and s.get("gone") is None
+        assert s.get("a") == 1
+        assert s.get("h") == [1, 2, 3]
+        assert s.get("gone") is None
         assert s.keys() == ["a", "h"]
         assert s.get_all() == {"a": 1, "h": [1, 2, 3]}
         assert other.get_all() == {}  # nothing written yet
@@ -137,9 +139,13 @@ def test_buffered_conflict_keeps_rest_pending(store: MemoryBackend) -> None:
 
 
 def test_exception_in_with_block_does_not_save(store: MemoryBackend) -> None:
-    with pytest.raises(RuntimeError), Session("w", store=store, auto_save=False) as s:
-        s.set("a", 1)
-        raise RuntimeError
+    def work() -> None:
+        with Session("w", store=store, auto_save=False) as s:
+            s.set("a", 1)
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        work()
     assert Session("w", store=store).get("a") is None
 
 
@@ -190,7 +196,8 @@ def test_encrypted_session_and_tampered_store(tmp_path: Path) -> None:
     s.set("secret", {"card": "4111"})
     s.append("h", "private")
     raw = backend.get("default", "enc", "secret")
-    assert raw is not None and b"4111" not in raw.data
+    assert raw is not None
+    assert b"4111" not in raw.data
     backend.set("default", "enc", "secret", raw.data[:-1] + bytes([raw.data[-1] ^ 1]), None)
     with pytest.raises(SessionIntegrityError, match="tag mismatch"):
         s.get("secret")

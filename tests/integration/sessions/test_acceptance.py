@@ -43,7 +43,7 @@ def test_eight_processes_lose_nothing(
         for w in range(writers)
     ]
     for p in procs:
-        out, err = p.communicate(timeout=50)
+        _, err = p.communicate(timeout=50)
         assert p.returncode == 0, err.decode()[-2000:]
     items = Session(sid, store=url, namespace=ns).get("history")
     assert len(items) == writers * per_writer
