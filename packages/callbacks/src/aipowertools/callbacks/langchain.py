@@ -163,7 +163,9 @@ class CostCallbackHandler(BaseCallbackHandler):
       reports none, tokens are counted offline and the record is marked estimated
       (``cost_exact=False``).
     * A record's request id is the LangChain run id, so attaching the handler twice (to the
-      model and to the config) or replaying callbacks never double counts.
+      model and to the config) or replaying callbacks never double counts. For a
+      ``RouterChatModel`` answer it is the router's request id, so a router and this handler
+      sharing one tracker write one record.
     * With hard budgets on the tracker, the worst-case cost is reserved in
       ``on_chat_model_start`` and a call that could pass a limit is refused with
       :class:`~aipowertools.core.errors.BudgetExceededError` before any provider is called.
@@ -334,7 +336,7 @@ class CostCallbackHandler(BaseCallbackHandler):
             record_call(
                 self.tracker,
                 state,
-                request_id=str(run_id),
+                request_id=_ledger_key(response) or str(run_id),
                 usage=usage,
                 model=response_model or state.model,
                 estimated=estimated,
@@ -379,6 +381,19 @@ class CostCallbackHandler(BaseCallbackHandler):
                 )
         except Exception:
             _log.warning("CostCallbackHandler: could not release run %s", run_id, exc_info=True)
+
+
+def _ledger_key(response: LLMResult) -> str | None:
+    """The request id a RouterChatModel already recorded the call under, if any.
+
+    Using it makes the handler and the router write the same ledger record (no double count).
+    """
+    for generations in response.generations:
+        for gen in generations:
+            meta = getattr(getattr(gen, "message", None), "response_metadata", None) or {}
+            if meta.get("model_provider") == "aipowertools-router" and meta.get("request_id"):
+                return str(meta["request_id"])
+    return None
 
 
 def _current_span() -> Any:
