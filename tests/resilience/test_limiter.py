@@ -56,7 +56,8 @@ async def test_timeout_raises_rate_limit_exceeded_with_retry_after():
     with pytest.raises(RateLimitExceededError) as info:
         await limiter.acquire("k", timeout=0.05)
     assert info.value.key == "k"
-    assert info.value.retry_after is not None and info.value.retry_after > 50
+    assert info.value.retry_after is not None
+    assert info.value.retry_after > 50
 
 
 async def test_timeout_of_a_queued_waiter():
@@ -89,7 +90,8 @@ async def test_multiple_limits_and_key_limits():
         requests_per_minute=100,
         key_limits={"small": {"requests_per_minute": 2}, "lims": [Limit("tokens", 10, 60)]},
     )
-    assert limiter.try_acquire("small") and limiter.try_acquire("small")
+    assert limiter.try_acquire("small")
+    assert limiter.try_acquire("small")
     assert limiter.try_acquire("small") is None
     assert limiter.try_acquire("big") is not None
     assert limiter.try_acquire("lims", tokens=10) is not None
@@ -171,7 +173,9 @@ async def test_aging_lets_low_priority_through_a_steady_high_stream():
                 done_at.append(i)
 
     await asyncio.gather(highs(), *(limiter.acquire("k", priority="high") for _ in range(20)))
-    assert low.done() and done_at and done_at[0] < 40
+    assert low.done()
+    assert done_at
+    assert done_at[0] < 40
 
 
 async def test_fairness_round_robin_between_users():
@@ -188,7 +192,8 @@ async def test_fairness_round_robin_between_users():
     await asyncio.sleep(0)
     tasks += [asyncio.create_task(one("b")) for _ in range(2)]
     await asyncio.gather(*tasks)
-    assert order.index("b") <= 2 and order[:4].count("b") == 2
+    assert order.index("b") <= 2
+    assert order[:4].count("b") == 2
 
 
 async def test_stats_report_queue_wait_and_utilisation():
@@ -267,7 +272,8 @@ def test_header_parsing():
     anthropic = parse_headers(
         {"anthropic-ratelimit-requests-limit": "50", "retry-after": "3"}, rate_limited=True
     )
-    assert anthropic.limits == {"requests": 50} and anthropic.retry_after == 3
+    assert anthropic.limits == {"requests": 50}
+    assert anthropic.retry_after == 3
 
 
 def test_limit_decorator_and_wait_alias():

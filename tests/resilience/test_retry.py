@@ -120,7 +120,8 @@ def test_retry_on_and_fallbacks():
         seen.append(1)
         raise ValueError("x")
 
-    assert bad() == "sorry" and len(seen) == 3
+    assert bad() == "sorry"
+    assert len(seen) == 3
 
     @retry(max_attempts=2, base_delay=0.001, retry_on=[ErrorKind.PERMANENT], fallback=lambda x: x)
     def perm(x):
@@ -128,7 +129,8 @@ def test_retry_on_and_fallbacks():
 
     assert perm(5) == 5
     pred = RetryPolicy(retry_on=lambda e: "again" in str(e))
-    assert pred.should_retry(RuntimeError("again")) and not pred.should_retry(RuntimeError("no"))
+    assert pred.should_retry(RuntimeError("again"))
+    assert not pred.should_retry(RuntimeError("no"))
     assert RetryPolicy(retry_on=ErrorKind.TIMEOUT).should_retry(TimeoutError())
     assert not RetryPolicy().should_retry(KeyboardInterrupt())
 

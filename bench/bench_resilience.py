@@ -1,0 +1,260 @@
+"""Shared rate limiting against the simulator's enforced limits: 0 429s at >= 95 % utilisation.
+
+``python bench/bench_resilience.py [--duration 30] [--processes 4]`` starts the simulator with a
+requests + tokens limit, then runs the same mixed-prompt load twice from N processes:
+
+* ours: one ``RateLimiter`` on Redis shared by all processes, configured at the limit;
+* peer: langchain-core's ``InMemoryRateLimiter``, one per process at 1/N of the limit.
+
+Each run reports requests served, 429s and utilisation (achieved / allowed rate). The same
+file is the worker (``--worker``) so the integration test can reuse it for a short run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+]
+
+
+async def _worker(args: argparse.Namespace) -> dict[str, float]:
+    import httpx
+
+    rng = random.Random(args.seed)
+    if args.mode == "ours":
+        from aipowertools.resilience import AdaptiveConfig, Limit, RateLimiter
+
+        period = args.window * (1 + args.margin)
+        limiter = RateLimiter(
+            limits=[Limit("requests", args.rpm, period), Limit("tokens", args.tpm, period)],
+            store=args.redis,
+            prefix=args.prefix,
+            adaptive=AdaptiveConfig(header_period=args.window),
+            max_sleep=0.2,
+        )
+    else:
+        from langchain_core.rate_limiters import InMemoryRateLimiter
+
+        peer = InMemoryRateLimiter(
+            requests_per_second=args.rpm / args.window / args.processes,
+            check_every_n_seconds=0.01,
+            max_bucket_size=1,
+        )
+    ok = limited = errors = 0
+    tokens_used = 0
+    await asyncio.sleep(max(0.0, args.start_at - time.time()))  # all workers start together
+    deadline = time.monotonic() + args.duration
+    async with httpx.AsyncClient(base_url=args.base_url, timeout=30) as client:
+
+        async def one() -> None:
+            nonlocal ok, limited, errors, tokens_used
+            while time.monotonic() < deadline:
+                words = rng.randint(5, 120)  # mixed prompt sizes
+                prompt = " ".join(rng.choice(WORDS) for _ in range(words))
+                estimate = words * 4 + 60  # generous upper bound, corrected after
+                reservation = None
+                if args.mode == "ours":
+                    reservation = await limiter.acquire("sim", tokens=estimate)
+                else:
+                    await peer.aacquire()
+                if time.monotonic() >= deadline:
+                    if reservation is not None:
+                        await reservation.arelease()
+                    return
+                resp = await client.post(
+                    "/chat/completions",
+                    json={
+                        "model": "sim-limited",
+                        "messages": [{"role": "user", "content": prompt}],
+                        "max_tokens": 16,
+                    },
+                    headers={"Authorization": "Bearer sk-sim"},
+                )
+                if resp.status_code == 429:
+                    limited += 1
+                    if reservation is not None:
+                        await limiter.aobserve("sim", headers=dict(resp.headers))
+                    continue
+                if resp.status_code != 200:
+                    errors += 1
+                    continue
+                used = int(resp.json()["usage"]["total_tokens"])
+                tokens_used += used
+                ok += 1
+                if reservation is not None:
+                    await reservation.acorrect(used)
+
+        await asyncio.gather(*(one() for _ in range(args.concurrency)))
+    return {"ok": ok, "429": limited, "errors": errors, "tokens": tokens_used}
+
+
+def run_load(
+    *,
+    base_url: str,
+    redis_url: str,
+    mode: str,
+    duration: float,
+    processes: int,
+    rpm: int,
+    tpm: int,
+    window: float,
+    concurrency: int = 8,
+    margin: float = 0.03,
+) -> dict[str, float]:
+    """Run ``processes`` workers for ``duration`` seconds; sum their counts."""
+    prefix = f"bench:{uuid.uuid4().hex}"
+    start_at = time.time() + 15.0  # interpreter start-up of every worker fits in this
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        "--mode",
+        mode,
+        "--base-url",
+        base_url,
+        "--redis",
+        redis_url,
+        "--prefix",
+        prefix,
+        "--duration",
+        str(duration),
+        "--processes",
+        str(processes),
+        "--rpm",
+        str(rpm),
+        "--tpm",
+        str(tpm),
+        "--window",
+        str(window),
+        "--concurrency",
+        str(concurrency),
+        "--margin",
+        str(margin),
+        "--start-at",
+        str(start_at),
+    ]
+    procs = [
+        subprocess.Popen([*cmd, "--seed", str(i)], stdout=subprocess.PIPE, text=True)
+        for i in range(processes)
+    ]
+    totals = {"ok": 0.0, "429": 0.0, "errors": 0.0, "tokens": 0.0}
+    for proc in procs:
+        out, _ = proc.communicate(timeout=duration + 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"worker failed with exit code {proc.returncode}")
+        for k, v in json.loads(out.strip().splitlines()[-1]).items():
+            totals[k] += v
+    allowed_requests = rpm * duration / window
+    allowed_tokens = tpm * duration / window
+    totals["utilisation"] = max(totals["ok"] / allowed_requests, totals["tokens"] / allowed_tokens)
+    return totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--mode", default="ours")
+    parser.add_argument("--base-url", default="")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--prefix", default="bench")
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--rpm", type=int, default=100)
+    parser.add_argument("--tpm", type=int, default=100 * 400)
+    parser.add_argument("--window", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--margin", type=float, default=0.03)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start-at", type=float, default=0.0)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(asyncio.run(_worker(args))))
+        return
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _harness import Result, write_results
+
+    from aipowertools.testing import SimModel, Simulator
+
+    model = SimModel(
+        "sim-limited", reply="ok ok ok ok", rpm=args.rpm, tpm=args.tpm, rate_window_s=args.window
+    )
+    results = {}
+    with Simulator(models=[model]) as sim:
+        for mode in ("ours", "peer"):
+            sim.reset_stats()
+            results[mode] = run_load(
+                base_url=sim.base_url("openai"),
+                redis_url=args.redis,
+                mode=mode,
+                duration=args.duration,
+                processes=args.processes,
+                rpm=args.rpm,
+                tpm=args.tpm,
+                window=args.window,
+                concurrency=args.concurrency,
+                margin=args.margin,
+            )
+            time.sleep(args.window * 1.1)  # let the simulator's window drain between runs
+    ours, peer = results["ours"], results["peer"]
+    note = (
+        f"{args.processes} processes x {args.concurrency} tasks, {args.duration:g} s, limit "
+        f"{args.rpm} requests + {args.tpm} tokens per {args.window:g} s; peer: "
+        "InMemoryRateLimiter per process at 1/N of the limit"
+    )
+    write_results(
+        "resilience",
+        [
+            Result(
+                "shared limiter utilisation",
+                "%",
+                ours["utilisation"] * 100,
+                peer="InMemoryRateLimiter x N",
+                peer_median=peer["utilisation"] * 100,
+                target=">= 95 %",
+                notes=note,
+            ),
+            Result(
+                "429 answers",
+                "count",
+                ours["429"],
+                peer="InMemoryRateLimiter x N",
+                peer_median=peer["429"],
+                target="0",
+                notes=note,
+            ),
+            Result(
+                "requests served",
+                "count",
+                ours["ok"],
+                peer="InMemoryRateLimiter x N",
+                peer_median=peer["ok"],
+                notes=note,
+            ),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

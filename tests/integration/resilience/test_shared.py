@@ -1,0 +1,179 @@
+import asyncio
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from aipowertools.core.errors import CircuitOpenError, TransientProviderError
+from aipowertools.resilience import CircuitBreaker, CircuitState, RateLimiter
+
+WORKER = textwrap.dedent(
+    """
+    import asyncio, json, sys, time
+    from aipowertools.resilience import Limit, RateLimiter
+    url, prefix, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    async def main():
+        limiter = RateLimiter(limits=[Limit("requests", 20, 1.0)], store=url, prefix=prefix,
+                              max_sleep=0.05)
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        end = time.monotonic() + 2.5
+        stamps = []
+        async def one():
+            while True:
+                await limiter.acquire("shared")
+                if time.monotonic() >= end:
+                    return
+                stamps.append(time.time())
+        await asyncio.gather(*(one() for _ in range(5)))
+        print(json.dumps(stamps))
+    asyncio.run(main())
+    """
+)
+
+
+def test_four_processes_share_one_budget(redis_url):
+    import json
+
+    prefix = f"t:{uuid.uuid4().hex}"
+    start_at = time.time() + 6.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, redis_url, prefix, str(start_at)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    stamps: list[float] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=40)
+        assert proc.returncode == 0
+        stamps += json.loads(out)
+    stamps.sort()
+    # Never more than 20 admissions in any 1-second window, across all four processes
+    # (allow 50 ms for the time between admission and the wall-clock stamp).
+    worst = max(sum(1 for t in stamps[i:] if t < s + 0.95) for i, s in enumerate(stamps))
+    assert worst <= 20, worst
+    # and the budget is used: 2.5 s at 20/s -> 60 admissions (3 windows), not 4x less.
+    assert len(stamps) >= 55, len(stamps)
+
+
+async def test_redis_limiter_tokens_correct_release_and_adaptive(redis_url):
+    prefix = f"t:{uuid.uuid4().hex}"
+    limiter = RateLimiter(
+        tokens_per_minute=1000, requests_per_minute=10, store=redis_url, prefix=prefix
+    )
+    r = await limiter.acquire("m", tokens=900)
+    assert await limiter.atry_acquire("m", tokens=200) is None
+    await r.acorrect(100)
+    assert limiter.try_acquire("m", tokens=200) is not None
+    usage = limiter.get_stats("m").keys["m"].usage
+    assert usage["tokens_per_60s"] == (300.0, 1000.0)
+    assert usage["requests_per_60s"] == (2.0, 10.0)
+    r.correct(50)
+    await r.arelease()
+    usage = limiter.get_stats("m").keys["m"].usage
+    assert usage["tokens_per_60s"] == (200.0, 1000.0)
+    assert usage["requests_per_60s"] == (1.0, 10.0)
+    limiter.observe("m", headers={"x-ratelimit-limit-requests": "5"}, retry_after=0.2)
+    stats = limiter.get_stats("m").keys["m"]
+    assert stats.usage["requests_per_60s"][1] == pytest.approx(5.0)
+    assert 0.1 < stats.paused_seconds <= 0.2
+    from aipowertools.core.errors import RateLimitedError
+
+    await limiter.aobserve("m", exc=RateLimitedError("429"))
+    assert limiter.get_stats("m").keys["m"].usage["requests_per_60s"][1] == pytest.approx(
+        2.5, abs=0.01
+    )
+    other = RateLimiter(requests_per_second=5, store=redis_url, prefix=prefix)
+    start = time.monotonic()
+    await asyncio.gather(*(other.acquire("q") for _ in range(8)))
+    assert time.monotonic() - start >= 0.9
+    limiter.close()
+
+
+BREAKER = textwrap.dedent(
+    """
+    import sys
+    from aipowertools.core.errors import CircuitOpenError
+    from aipowertools.resilience import CircuitBreaker
+    b = CircuitBreaker(sys.argv[2], store=sys.argv[1], prefix=sys.argv[3], recovery_timeout=30)
+    try:
+        b.call(lambda: "called")
+    except CircuitOpenError as exc:
+        print("open", round(exc.retry_after))
+    else:
+        print("closed")
+    """
+)
+
+
+def test_breaker_state_is_shared_with_a_second_process(redis_url):
+    prefix, name = f"t:{uuid.uuid4().hex}", "provider-x"
+    changes = []
+    b = CircuitBreaker(
+        name,
+        store=redis_url,
+        prefix=prefix,
+        failure_threshold=2,
+        recovery_timeout=30,
+        on_state_change=changes.append,
+    )
+
+    def other_process() -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", BREAKER, redis_url, name, prefix],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    for _ in range(2):
+        with pytest.raises(TransientProviderError):
+            b.call(lambda: (_ for _ in ()).throw(TransientProviderError("503")))
+    assert b.state is CircuitState.OPEN
+    assert other_process().startswith("open")
+    snap = b.snapshot()
+    assert snap.opened_at is not None
+    with pytest.raises(CircuitOpenError):
+        b.call(lambda: 1)
+    b.reset()
+    assert other_process() == "closed"
+    assert [c.new.value for c in changes] == ["open", "closed"]
+
+
+async def test_shared_breaker_half_open_probe(redis_url):
+    prefix = f"t:{uuid.uuid4().hex}"
+    b = CircuitBreaker(
+        "hp",
+        store=redis_url,
+        prefix=prefix,
+        failure_threshold=1,
+        recovery_timeout=0.2,
+        failure_rate_threshold=0.5,
+        minimum_requests=2,
+    )
+
+    async def boom():
+        raise TransientProviderError("503")
+
+    async def fine():
+        return "ok"
+
+    with pytest.raises(TransientProviderError):
+        await b.acall(boom)
+    await asyncio.sleep(0.25)
+    probe = b.enter()
+    with pytest.raises(CircuitOpenError):
+        b.enter()  # one probe at a time
+    probe.finish(TransientProviderError("503"))
+    assert b.state is CircuitState.OPEN
+    await asyncio.sleep(0.25)
+    assert await b.acall(fine) == "ok"
+    assert b.state is CircuitState.CLOSED
+    assert b.snapshot().failures == 0
