@@ -1,0 +1,170 @@
+"""CallSpan: the context manager behind ``CostTracker.track_call``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from aipowertools.core._budget import Reservation
+from aipowertools.core._ledger import LedgerRecord
+
+if TYPE_CHECKING:
+    from aipowertools.core._tracker import CostTracker
+    from aipowertools.core._usage import Usage
+
+logger = logging.getLogger("aipowertools.core")
+
+
+class CallSpan:
+    """One tracked call: reserve on enter, record on ``record()``, settle or release on exit.
+
+    Use it as ``with`` or ``async with`` (from :meth:`CostTracker.track_call`).
+
+    Attributes:
+        reservation: the budget held for the call (None when no limit applies).
+        result: the ledger record written on exit (None until then, or when nothing was
+            recorded).
+    """
+
+    def __init__(
+        self,
+        tracker: CostTracker,
+        *,
+        model: str | None,
+        provider: str | None,
+        task: str | None,
+        user: str | None,
+        session: str | None,
+        tags: tuple[str, ...],
+        trace_id: str | None,
+        request_id: str | None,
+        estimate_usd: float | None,
+        messages: str | Sequence[Any] | None,
+        max_tokens: int | None,
+    ) -> None:
+        self._tracker = tracker
+        self.model = model
+        self.provider = provider
+        self.task = task
+        self.user = user
+        self.session = session
+        self.tags = tags
+        self.trace_id = trace_id
+        self.request_id = request_id
+        self._estimate = estimate_usd
+        self._messages = messages
+        self._max_tokens = max_tokens
+        self.reservation: Reservation | None = None
+        self.result: LedgerRecord | None = None
+        self._pending: dict[str, Any] | None = None
+        self._ts = 0.0
+        self._t0 = 0.0
+
+    def record(
+        self,
+        response: object = None,
+        *,
+        usage: Usage | None = None,
+        cost_usd: float | None = None,
+        model: str | None = None,
+        request_id: str | None = None,
+        status: str = "ok",
+    ) -> None:
+        """Note what the call returned; the ledger record is written when the span exits.
+
+        Args:
+            response: a litellm ``ModelResponse``, a LangChain ``AIMessage``, a LlamaIndex
+                ``ChatResponse``, a provider usage payload or a :class:`Usage`.
+            usage: token usage, when not taken from ``response``.
+            cost_usd: the cost, when known better than the catalog price (else computed).
+            model: the model that answered, when not the span's or the response's.
+            request_id: the provider's request id, when not the response's.
+            status: ``"ok"`` unless the call failed in a way that still cost money.
+        """
+        latency_ms = (time.perf_counter() - self._t0) * 1000
+        self._pending = {
+            "response": response,
+            "usage": usage,
+            "cost_usd": cost_usd,
+            "model": model,
+            "request_id": request_id,
+            "status": status,
+            "latency_ms": latency_ms,
+        }
+
+    def _start(self) -> None:
+        self._ts = time.time()
+        self._t0 = time.perf_counter()
+
+    def _write_kwargs(self, exc: BaseException | None) -> dict[str, Any] | None:
+        common = {
+            "provider": self.provider,
+            "task": self.task,
+            "user": self.user,
+            "session": self.session,
+            "tags": self.tags,
+            "trace_id": self.trace_id,
+            "ts": self._ts,
+            "reservation": self.reservation,
+        }
+        if self._pending is not None:
+            pending = dict(self._pending)
+            pending["model"] = pending["model"] or self.model
+            pending["request_id"] = pending["request_id"] or self.request_id
+            return {**common, **pending}
+        if exc is None:
+            logger.warning(
+                "track_call(task_name=%r, model=%r) ended without span.record(); nothing "
+                "was recorded",
+                self.task,
+                self.model,
+            )
+            return None
+        return {
+            **common,
+            "model": self.model or "unknown",
+            "request_id": self.request_id,
+            "usage": None,
+            "cost_usd": 0.0,
+            "status": "error",
+            "latency_ms": (time.perf_counter() - self._t0) * 1000,
+        }
+
+    def __enter__(self) -> CallSpan:
+        self._start()
+        self.reservation = self._tracker._span_reserve(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        kwargs = self._write_kwargs(exc)
+        if kwargs is None:
+            if self.reservation is not None:
+                self._tracker.release(self.reservation)
+            return
+        self.result = self._tracker._write(**kwargs)[0]
+
+    async def __aenter__(self) -> CallSpan:
+        self._start()
+        self.reservation = await self._tracker._span_reserve_async(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        kwargs = self._write_kwargs(exc)
+        if kwargs is None:
+            if self.reservation is not None:
+                await self._tracker.arelease(self.reservation)
+            return
+        self.result = (await self._tracker._off_loop(lambda: self._tracker._write(**kwargs)))[0]

@@ -1,0 +1,694 @@
+"""CostTracker: one source of truth for money (ledger, budgets, reports, forecast)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aipowertools.core._budget import BudgetAlert, BudgetLimit, Budgets, Reservation
+from aipowertools.core._errors import BudgetExceededError, ConfigurationError, StoreURLError
+from aipowertools.core._ledger import (
+    LedgerBackend,
+    LedgerRecord,
+    Period,
+    bucket_key,
+    call_buckets,
+    check_namespace,
+    from_nanos,
+    to_nanos,
+)
+from aipowertools.core._reports import LedgerQueries, TimeLike, to_ts
+from aipowertools.core._span import CallSpan
+
+if TYPE_CHECKING:
+    from aipowertools.core._usage import Usage
+
+logger = logging.getLogger("aipowertools.core")
+T = TypeVar("T")
+_FIRST_DELAY_S = 0.005
+_MAX_DELAY_S = 0.2
+
+
+def _backoff(attempt: int) -> float:
+    """Jittered exponential delay between reservation attempts while waiting."""
+    return min(_MAX_DELAY_S, _FIRST_DELAY_S * 1.5**attempt) * random.uniform(0.5, 1.5)
+
+
+def open_backend(store: str | None, namespace: str) -> LedgerBackend:
+    """Open the ledger backend a store URL names (``None``: env, then the SQLite default)."""
+    from aipowertools.core.stores import data_dir, parse_store_url
+
+    url = parse_store_url(store, default=f"sqlite:///{data_dir() / 'ledger.db'}")
+    if url.scheme == "memory":
+        from aipowertools.core._ledger_memory import MemoryLedger
+
+        return MemoryLedger()
+    if url.scheme == "sqlite":
+        from aipowertools.core._ledger_sqlite import SQLiteLedger
+
+        assert url.path is not None  # parse_store_url always gives sqlite URLs a path
+        return SQLiteLedger(url.path, namespace)
+    if url.scheme == "redis":
+        from aipowertools.core._ledger_redis import RedisLedger
+
+        return RedisLedger(url.raw, namespace)
+    if url.scheme == "postgresql":
+        from aipowertools.core._ledger_postgres import PostgresLedger
+
+        return PostgresLedger(url.raw, namespace)
+    raise StoreURLError(
+        url.raw,
+        f"the cost ledger cannot live in a {url.scheme!r} store; use memory://, sqlite:///path, "
+        "redis://... or postgresql://...",
+    )
+
+
+def _meta(response: object) -> tuple[str | None, str | None]:
+    """Provider request id and model name carried by a response, where it has them."""
+    source: object = response
+    if hasattr(response, "response_metadata"):  # LangChain AIMessage
+        source = getattr(response, "response_metadata", None)
+    elif hasattr(response, "raw") and not hasattr(response, "choices"):  # LlamaIndex
+        source = getattr(response, "raw", None)
+    if isinstance(source, Mapping):
+        rid, model = source.get("id"), source.get("model_name") or source.get("model")
+    else:  # litellm ModelResponse, OpenAI ChatCompletion, Anthropic Message, ...
+        rid, model = getattr(source, "id", None), getattr(source, "model", None)
+    return (rid if isinstance(rid, str) and rid else None), (
+        model if isinstance(model, str) and model else None
+    )
+
+
+def _provider(model: str) -> str | None:
+    if "/" in model:
+        return model.split("/", 1)[0]
+    from aipowertools.core import default_catalog
+
+    try:
+        info = default_catalog().get(model)
+    except KeyError:
+        return None
+    provider = getattr(info, "provider", None)
+    return provider if isinstance(provider, str) else None
+
+
+class CostTracker(LedgerQueries):
+    """Record what every LLM call cost, enforce budgets, and report and forecast spend.
+
+    The ledger, budget counters and reservations live in one store chosen by URL:
+    ``sqlite:///path`` (the default, under :func:`aipowertools.core.stores.data_dir`),
+    ``redis://...``, ``postgresql://...`` or ``memory://``; ``AIPOWERTOOLS_STORE`` sets the
+    default. Every process that shares a store shares the budget.
+
+    Args:
+        budget_usd: hard global limit per ``budget_period``; calls that could pass it are
+            refused with :class:`~aipowertools.core.errors.BudgetExceededError`.
+        alert_threshold_usd: global spend that raises a :class:`BudgetAlert` (logged on
+            ``aipowertools.core`` and sent to ``on_alert`` callbacks) once per crossing.
+        store: store URL (see above).
+        budget_period: ``"month"`` (default), ``"day"`` or ``"total"``; UTC windows.
+        namespace: separates ledgers sharing one store (table names / key prefixes).
+        reservation_ttl_s: a reservation not settled within this many seconds expires and its
+            budget returns (a crashed process cannot hold budget forever).
+        reserve_wait_s: how long a reservation may wait for other calls' reservations to
+            settle when only they stand in the way (0: refuse at once).
+        on_alert: a callback for budget alerts (more with :meth:`on_alert`).
+
+    Example:
+        >>> tracker = CostTracker(budget_usd=100.0, alert_threshold_usd=80.0, store="memory://")
+        >>> with tracker.track_call(task_name="summarize", model="gpt-4o-mini") as span:
+        ...     span.record(Usage(input_tokens=1200, output_tokens=300))  # or a response
+        >>> tracker.get_daily_report().task_count
+        1
+    """
+
+    def __init__(
+        self,
+        budget_usd: float | None = None,
+        alert_threshold_usd: float | None = None,
+        store: str | None = None,
+        *,
+        budget_period: Period = "month",
+        namespace: str = "default",
+        reservation_ttl_s: float = 600.0,
+        reserve_wait_s: float = 0.0,
+        on_alert: Callable[[BudgetAlert], object] | None = None,
+    ) -> None:
+        if not reservation_ttl_s > 0:
+            raise ConfigurationError(
+                f"reservation_ttl_s must be > 0 seconds, got {reservation_ttl_s!r}"
+            )
+        if not reserve_wait_s >= 0:
+            raise ConfigurationError(f"reserve_wait_s must be >= 0 seconds, got {reserve_wait_s!r}")
+        self.budgets = Budgets()
+        if budget_usd is not None:
+            self.budgets.add(
+                BudgetLimit("global", budget_period, budget_usd, True, alert_threshold_usd)
+            )
+        elif alert_threshold_usd is not None:
+            self.budgets.add(BudgetLimit("global", budget_period, alert_threshold_usd, False))
+        if on_alert is not None:
+            self.budgets.on_alert(on_alert)
+        self.budget_period: Period = budget_period
+        self.reservation_ttl_s = reservation_ttl_s
+        self.reserve_wait_s = reserve_wait_s
+        self.namespace = check_namespace(namespace)
+        self._backend = open_backend(store, self.namespace)
+        self._inline = type(self._backend).__name__ == "MemoryLedger"
+
+    # ------------------------------------------------------------------ configuration
+
+    def add_budget(
+        self,
+        limit_usd: float,
+        *,
+        scope: str = "global",
+        period: Period = "month",
+        hard: bool = True,
+        alert_at_usd: float | None = None,
+    ) -> BudgetLimit:
+        """Add (or replace) a limit on ``scope`` for ``period``.
+
+        Args:
+            limit_usd: the limit in USD.
+            scope: ``"global"``, ``"user:<id>"``, ``"task:<name>"``, ``"tag:<project>"``, or
+                ``"user:*"`` / ``"task:*"`` / ``"tag:*"`` for one limit per user, task or tag.
+            period: ``"day"``, ``"month"`` (UTC calendar windows) or ``"total"``.
+            hard: refuse calls that could pass it (True) or only alert when crossed (False).
+            alert_at_usd: spend level that raises an alert once per crossing.
+
+        Returns:
+            The limit as stored.
+        """
+        return self.budgets.add(BudgetLimit(scope, period, limit_usd, hard, alert_at_usd))
+
+    def on_alert(self, callback: Callable[[BudgetAlert], object]) -> None:
+        """Call ``callback(alert)`` whenever spend crosses an alert threshold."""
+        self.budgets.on_alert(callback)
+
+    # ------------------------------------------------------------------ threading helpers
+
+    async def _off_loop(self, fn: Callable[[], T]) -> T:
+        if self._inline:
+            return fn()
+        return await asyncio.to_thread(fn)
+
+    # ------------------------------------------------------------------ reserve / settle
+
+    def _estimate(
+        self,
+        estimate_usd: float | None,
+        model: str | None,
+        messages: str | Sequence[Any] | None,
+        max_tokens: int | None,
+    ) -> float:
+        if estimate_usd is not None:
+            if not estimate_usd >= 0:
+                raise ConfigurationError(f"estimate_usd must be >= 0, got {estimate_usd!r}")
+            return estimate_usd
+        if messages is not None and model is not None and max_tokens is not None:
+            from aipowertools.core import estimate_cost
+
+            return float(estimate_cost(messages, model, max_tokens))
+        return 0.0
+
+    def _try_reserve(
+        self, res: Reservation, buckets: Sequence[str], rules: Any
+    ) -> tuple[BudgetExceededError, bool] | None:
+        """One attempt: None when held, else the error and whether waiting could help."""
+        amount = max(to_nanos(res.amount_usd), 1)
+        outcome = self._backend.reserve(
+            res.id,
+            amount,
+            buckets,
+            self.budgets.checks(rules),
+            expires_at=res.expires_at,
+            now=time.time(),
+        )
+        if outcome.ok:
+            return None
+        failed = outcome.failed
+        assert failed is not None
+        scope = failed.bucket.partition("|")[0]
+        err = BudgetExceededError(
+            scope,
+            from_nanos(failed.limit_nanos),
+            from_nanos(outcome.spent_nanos + outcome.reserved_nanos),
+            res.amount_usd,
+        )
+        # Waiting can help only if settled spend alone leaves room for this call.
+        return err, outcome.spent_nanos + amount <= failed.limit_nanos
+
+    def _new_reservation(
+        self,
+        estimate_usd: float | None,
+        *,
+        model: str | None,
+        messages: str | Sequence[Any] | None,
+        max_tokens: int | None,
+        user: str | None,
+        task: str | None,
+        tags: Sequence[str],
+        request_id: str | None,
+        ttl_s: float | None,
+        ts: float | None = None,
+    ) -> tuple[Reservation, list[str], Any]:
+        amount = self._estimate(estimate_usd, model, messages, max_tokens)
+        now = time.time() if ts is None else ts
+        ttl = self.reservation_ttl_s if ttl_s is None else ttl_s
+        res = Reservation(
+            uuid.uuid4().hex, amount, now + ttl, now, user, task, tuple(tags), request_id
+        )
+        return res, call_buckets(user, task, tags, now), self.budgets.rules(user, task, tags, now)
+
+    def reserve(
+        self,
+        estimate_usd: float | None = None,
+        *,
+        model: str | None = None,
+        messages: str | Sequence[Any] | None = None,
+        max_tokens: int | None = None,
+        user: str | None = None,
+        task: str | None = None,
+        tags: Sequence[str] = (),
+        request_id: str | None = None,
+        ttl_s: float | None = None,
+        wait_s: float | None = None,
+    ) -> Reservation:
+        """Hold the worst-case cost of a call before making it, atomically across processes.
+
+        Args:
+            estimate_usd: worst-case cost; else computed from ``messages``, ``model`` and
+                ``max_tokens`` with :func:`~aipowertools.core.estimate_cost`; else 0 (the call
+                is then only refused once the budget is used up).
+            model: model to be called.
+            messages: the prompt, for the estimate.
+            max_tokens: the output cap, for the estimate.
+            user: user the call is for (``user:`` budgets).
+            task: task name (``task:`` budgets).
+            tags: project tags (``tag:`` budgets).
+            request_id: request id the ledger record will carry.
+            ttl_s: expiry of this reservation (default ``reservation_ttl_s``).
+            wait_s: how long to wait for other reservations to settle (default
+                ``reserve_wait_s``).
+
+        Returns:
+            The reservation; pass it to :meth:`settle` (or :meth:`record`) after the call,
+            or to :meth:`release` if the call failed.
+
+        Raises:
+            BudgetExceededError: a hard limit would be passed; no provider was called.
+        """
+        res, buckets, rules = self._new_reservation(
+            estimate_usd,
+            model=model,
+            messages=messages,
+            max_tokens=max_tokens,
+            user=user,
+            task=task,
+            tags=tags,
+            request_id=request_id,
+            ttl_s=ttl_s,
+        )
+        if not self.budgets.limits:
+            return res
+        deadline = time.monotonic() + (self.reserve_wait_s if wait_s is None else wait_s)
+        attempt = 0
+        while True:
+            failure = self._try_reserve(res, buckets, rules)
+            if failure is None:
+                return res
+            if not failure[1] or time.monotonic() >= deadline:
+                raise failure[0]
+            time.sleep(_backoff(attempt))
+            attempt += 1
+
+    async def areserve(
+        self,
+        estimate_usd: float | None = None,
+        *,
+        model: str | None = None,
+        messages: str | Sequence[Any] | None = None,
+        max_tokens: int | None = None,
+        user: str | None = None,
+        task: str | None = None,
+        tags: Sequence[str] = (),
+        request_id: str | None = None,
+        ttl_s: float | None = None,
+        wait_s: float | None = None,
+    ) -> Reservation:
+        """Async :meth:`reserve` (the store is called off the event loop)."""
+        res, buckets, rules = self._new_reservation(
+            estimate_usd,
+            model=model,
+            messages=messages,
+            max_tokens=max_tokens,
+            user=user,
+            task=task,
+            tags=tags,
+            request_id=request_id,
+            ttl_s=ttl_s,
+        )
+        if not self.budgets.limits:
+            return res
+        deadline = time.monotonic() + (self.reserve_wait_s if wait_s is None else wait_s)
+        attempt = 0
+        while True:
+            failure = await self._off_loop(lambda: self._try_reserve(res, buckets, rules))
+            if failure is None:
+                return res
+            if not failure[1] or time.monotonic() >= deadline:
+                raise failure[0]
+            await asyncio.sleep(_backoff(attempt))
+            attempt += 1
+
+    def _span_reserve(self, span: CallSpan) -> Reservation | None:
+        if not self.budgets.limits:
+            return None
+        return self.reserve(
+            span._estimate,
+            model=span.model,
+            messages=span._messages,
+            max_tokens=span._max_tokens,
+            user=span.user,
+            task=span.task,
+            tags=span.tags,
+            request_id=span.request_id,
+        )
+
+    async def _span_reserve_async(self, span: CallSpan) -> Reservation | None:
+        if not self.budgets.limits:
+            return None
+        return await self.areserve(
+            span._estimate,
+            model=span.model,
+            messages=span._messages,
+            max_tokens=span._max_tokens,
+            user=span.user,
+            task=span.task,
+            tags=span.tags,
+            request_id=span.request_id,
+        )
+
+    def release(self, reservation: Reservation) -> bool:
+        """Return a reservation's budget (the call failed or was not made).
+
+        Returns:
+            False when it had been settled, released or expired already.
+        """
+        if reservation.done:
+            return False
+        reservation.done = True
+        return self._backend.release(reservation.id)
+
+    async def arelease(self, reservation: Reservation) -> bool:
+        """Async :meth:`release`."""
+        return await self._off_loop(lambda: self.release(reservation))
+
+    # ------------------------------------------------------------------ recording
+
+    def _write(
+        self, response: object = None, *, reservation: Reservation | None = None, **fields: Any
+    ) -> tuple[LedgerRecord, bool]:
+        try:
+            record = self._build(response, reservation=reservation, **fields)
+        except BaseException:
+            # A record that cannot be built must not leave its budget held until expiry.
+            if reservation is not None:
+                self.release(reservation)
+            raise
+        rules = self.budgets.rules(record.user, record.task, record.tags, record.ts)
+        reservation_id = None
+        if reservation is not None and not reservation.done:
+            reservation.done = True
+            reservation_id = reservation.id
+        result = self._backend.write(
+            record, reservation_id=reservation_id, thresholds=self.budgets.thresholds(rules)
+        )
+        if result.crossed:
+            self.budgets.alert(rules, result.crossed)
+        return record, result.inserted
+
+    def _build(
+        self,
+        response: object = None,
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+        usage: Usage | None = None,
+        cost_usd: float | None = None,
+        cost_exact: bool | None = None,
+        provider: str | None = None,
+        task: str | None = None,
+        user: str | None = None,
+        session: str | None = None,
+        tags: Sequence[str] = (),
+        trace_id: str | None = None,
+        latency_ms: float | None = None,
+        status: str = "ok",
+        ts: TimeLike = None,
+        reservation: Reservation | None = None,
+    ) -> LedgerRecord:
+        rid, response_model = _meta(response)
+        model = model or response_model
+        if model is None:
+            raise ConfigurationError(
+                "cannot record a call without its model: pass model=... (the response "
+                "did not name one)"
+            )
+        if usage is None and response is not None:
+            from aipowertools.core import Usage
+
+            usage = Usage.from_any(response)
+        exact = True
+        if cost_usd is None:
+            if usage is None:
+                cost_usd = 0.0
+            else:
+                from aipowertools.core import cost
+
+                cost_usd = float(cost(usage, model))
+                exact = not bool(getattr(usage, "estimated", False))
+        elif not cost_usd >= 0:
+            raise ConfigurationError(f"cost_usd must be >= 0, got {cost_usd!r}")
+        if cost_exact is not None:
+            exact = cost_exact
+        res = reservation
+        if res is not None:
+            user = user if user is not None else res.user
+            task = task if task is not None else res.task
+            tags = tags or res.tags
+        record = LedgerRecord(
+            request_id=request_id or rid or (res.request_id if res else None) or uuid.uuid4().hex,
+            ts=to_ts(ts, res.ts if res is not None else time.time()),
+            model=model,
+            provider=provider or _provider(model),
+            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+            cached_input_tokens=int(getattr(usage, "cached_input_tokens", 0) or 0),
+            cache_creation_tokens=int(getattr(usage, "cache_creation_tokens", 0) or 0),
+            reasoning_tokens=int(getattr(usage, "reasoning_tokens", 0) or 0),
+            cost_usd=cost_usd,
+            cost_exact=exact,
+            latency_ms=latency_ms,
+            status=status,
+            task=task,
+            user=user,
+            session=session,
+            tags=tuple(tags),
+            trace_id=trace_id,
+        )
+        return record
+
+    def record(
+        self,
+        response: object = None,
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+        usage: Usage | None = None,
+        cost_usd: float | None = None,
+        cost_exact: bool | None = None,
+        provider: str | None = None,
+        task: str | None = None,
+        user: str | None = None,
+        session: str | None = None,
+        tags: Sequence[str] = (),
+        trace_id: str | None = None,
+        latency_ms: float | None = None,
+        status: str = "ok",
+        ts: TimeLike = None,
+        reservation: Reservation | None = None,
+    ) -> bool:
+        """Write one call to the ledger; a second write with the same request id is a no-op.
+
+        Args:
+            response: a litellm ``ModelResponse``, LangChain ``AIMessage``, LlamaIndex
+                ``ChatResponse``, provider usage payload or :class:`Usage`; its usage, model
+                and provider request id are read from it.
+            model: the model that answered (required unless the response names it).
+            request_id: the idempotency key; default: the response's provider id, then the
+                reservation's ``request_id``, then a fresh uuid.
+            usage: token usage (instead of, or overriding, the response's).
+            cost_usd: the cost, if known (default: computed from usage with catalog prices).
+            cost_exact: whether ``cost_usd`` is exact (default: True unless usage was
+                estimated).
+            provider: the provider (default: from the model name or the catalog).
+            task: task name.
+            user: user id.
+            session: session id.
+            tags: project tags.
+            trace_id: trace id to join the record to logs and spans.
+            latency_ms: call latency.
+            status: ``"ok"`` or ``"error"`` (or a finer error kind).
+            ts: time of the call (datetime or epoch seconds; default now, or the
+                reservation's time).
+            reservation: the reservation made for this call; it is settled in the same
+                atomic step.
+
+        Returns:
+            True if the record was written, False if the request id was already recorded.
+        """
+        return self._write(
+            response,
+            model=model,
+            request_id=request_id,
+            usage=usage,
+            cost_usd=cost_usd,
+            cost_exact=cost_exact,
+            provider=provider,
+            task=task,
+            user=user,
+            session=session,
+            tags=tags,
+            trace_id=trace_id,
+            latency_ms=latency_ms,
+            status=status,
+            ts=ts,
+            reservation=reservation,
+        )[1]
+
+    async def arecord(self, response: object = None, **kwargs: Any) -> bool:
+        """Async :meth:`record` (same arguments)."""
+        return await self._off_loop(lambda: self.record(response, **kwargs))
+
+    def settle(self, reservation: Reservation, response: object = None, **kwargs: Any) -> bool:
+        """Record the call a reservation was made for and return the unused budget.
+
+        Same arguments as :meth:`record`; user, task and tags default to the reservation's.
+
+        Returns:
+            True if the record was written, False if its request id was already recorded
+            (the reservation is released either way).
+        """
+        return self.record(response, reservation=reservation, **kwargs)
+
+    async def asettle(
+        self, reservation: Reservation, response: object = None, **kwargs: Any
+    ) -> bool:
+        """Async :meth:`settle`."""
+        return await self._off_loop(lambda: self.settle(reservation, response, **kwargs))
+
+    def track_call(
+        self,
+        *,
+        task_name: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        user: str | None = None,
+        session: str | None = None,
+        tags: Sequence[str] = (),
+        trace_id: str | None = None,
+        request_id: str | None = None,
+        estimate_usd: float | None = None,
+        messages: str | Sequence[Any] | None = None,
+        max_tokens: int | None = None,
+    ) -> CallSpan:
+        """Track one call: ``with`` or ``async with``; call ``span.record(response)`` inside.
+
+        On entry the call's worst case is reserved against every hard limit that applies
+        (``estimate_usd``, or ``messages`` + ``max_tokens`` priced for ``model``; without
+        either, the call is only refused once the budget is used up). On exit the record is
+        written and the reservation settled in one step; if the block raised before
+        ``record``, the reservation is released and an ``"error"`` record of $0 is written.
+
+        Raises:
+            BudgetExceededError: on entry, before the block runs.
+        """
+        return CallSpan(
+            self,
+            model=model,
+            provider=provider,
+            task=task_name,
+            user=user,
+            session=session,
+            tags=tuple(tags),
+            trace_id=trace_id,
+            request_id=request_id,
+            estimate_usd=estimate_usd,
+            messages=messages,
+            max_tokens=max_tokens,
+        )
+
+    # ------------------------------------------------------------------ budget state
+
+    def _limits_for(
+        self, scope: str, period: Period | None, hard: bool = True
+    ) -> list[BudgetLimit]:
+        return [
+            limit
+            for limit in self.budgets.limits
+            if limit.hard == hard
+            and (period is None or limit.period == period)
+            and limit.applies_to([scope]) is not None
+        ]
+
+    def spent_usd(self, scope: str = "global", period: Period = "month") -> float:
+        """Settled spend of ``scope`` in the current ``period`` window (UTC)."""
+        key = bucket_key(scope, period, time.time())
+        return from_nanos(self._backend.buckets([key], time.time())[key][0])
+
+    def reserved_usd(self, scope: str = "global", period: Period = "month") -> float:
+        """Budget held by open (unexpired) reservations in ``scope`` for ``period``."""
+        key = bucket_key(scope, period, time.time())
+        return from_nanos(self._backend.buckets([key], time.time())[key][1])
+
+    def remaining_usd(self, scope: str = "global", period: Period | None = None) -> float | None:
+        """What the tightest hard limit on ``scope`` still allows now (never negative).
+
+        Open reservations count as spent. ``None`` when no hard limit applies to ``scope``.
+        """
+        limits = self._limits_for(scope, period)
+        if not limits:
+            return None
+        now = time.time()
+        keys = [bucket_key(scope, limit.period, now) for limit in limits]
+        state = self._backend.buckets(keys, now)
+        return max(
+            0.0,
+            min(
+                limit.limit_usd - from_nanos(sum(state[key]))
+                for limit, key in zip(limits, keys, strict=True)
+            ),
+        )
+
+    def sweep_expired(self) -> int:
+        """Release reservations past their expiry now (reserve does it too); return how many."""
+        return self._backend.sweep(time.time())
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the store connections this tracker opened."""
+        self._backend.close()
+
+    def __enter__(self) -> CostTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

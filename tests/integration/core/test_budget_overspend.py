@@ -1,0 +1,205 @@
+"""Acceptance: no overspend under concurrency, and no stuck reservation after a crash.
+
+4 processes x 250 concurrent tracked calls against the provider simulator share one hard
+budget of about half what all calls would cost, on SQLite, Redis and PostgreSQL. Each process
+is a fresh interpreter running this file as a script (``python <this file> worker ...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+MODEL = "gpt-4o-mini"
+MAX_TOKENS = 40
+MESSAGES = [{"role": "user", "content": "Say something short."}]
+# Replies of 10, 20, 30 and 35 words (one token each in the simulator's count).
+REPLIES = [" ".join(["word"] * n) for n in (10, 20, 30, 35)]
+PROCESSES = 4
+CALLS = 250
+
+
+async def _calls(
+    store: str, ns: str, budget: float, n: int, sim_url: str, prices: list[float]
+) -> dict[str, int]:
+    # Prices come from the parent's catalog: the workers never import litellm (seconds each).
+    import aiohttp
+
+    from aipowertools.core import CostTracker, Usage
+    from aipowertools.core.errors import BudgetExceededError
+
+    worst, per_input, per_output = prices
+    tracker = CostTracker(
+        budget_usd=budget,
+        store=store,
+        namespace=ns,
+        budget_period="total",
+        reserve_wait_s=60.0,
+    )
+    payload = {"model": MODEL, "messages": MESSAGES, "max_tokens": MAX_TOKENS}
+
+    async def one(http: aiohttp.ClientSession) -> int:
+        try:
+            async with tracker.track_call(
+                task_name="load", model=MODEL, provider="openai", estimate_usd=worst
+            ) as span:
+                async with http.post(f"{sim_url}/chat/completions", json=payload) as resp:
+                    body = await resp.json()
+                usage = Usage.from_any(body)
+                price = usage.input_tokens * per_input + usage.output_tokens * per_output
+                span.record(body, cost_usd=price)
+        except BudgetExceededError:
+            return 0
+        return 1
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        done = await asyncio.gather(*(one(http) for _ in range(n)))
+    tracker.close()
+    return {"ok": sum(done), "refused": n - sum(done)}
+
+
+async def _hold(store: str, ns: str, budget: float, ttl: float) -> None:
+    from aipowertools.core import CostTracker
+
+    tracker = CostTracker(
+        budget_usd=budget, store=store, namespace=ns, budget_period="total", reservation_ttl_s=ttl
+    )
+    async with tracker.track_call(model=MODEL, estimate_usd=budget * 0.9):
+        print("reserved", flush=True)
+        await asyncio.sleep(60)  # killed with SIGKILL long before this ends
+
+
+def _spawn(*args: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    return subprocess.Popen(
+        [sys.executable, __file__, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.fixture(params=["sqlite", "redis", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.db"
+    else:
+        yield request.getfixturevalue({"redis": "redis_url"}.get(request.param, "postgres_url"))
+
+
+def _prices() -> tuple[float, float, float, float]:
+    """Worst-case estimate and mean actual cost of one call, and USD per input/output token."""
+    from aipowertools.core import Usage, cost, count_tokens, estimate_cost
+
+    worst = estimate_cost(MESSAGES, MODEL, MAX_TOKENS)
+    prompt = count_tokens(MESSAGES, MODEL).tokens
+    actual = [
+        cost(Usage(input_tokens=prompt, output_tokens=len(r.split())), MODEL) for r in REPLIES
+    ]
+    per_input = cost(Usage(input_tokens=1_000_000), MODEL) / 1e6
+    per_output = cost(Usage(output_tokens=1_000_000), MODEL) / 1e6
+    return worst, sum(actual) / len(actual), per_input, per_output
+
+
+@pytest.fixture(scope="module")
+def prices() -> tuple[float, float, float, float]:
+    return _prices()
+
+
+def test_no_overspend_with_4_processes_x_250_concurrent_calls(
+    store: str, prices: tuple[float, float, float, float]
+) -> None:
+    from aipowertools.core import CostTracker
+    from aipowertools.testing import SimModel, Simulator
+
+    started = time.monotonic()
+    worst, mean, per_input, per_output = prices
+    price_arg = f"{worst!r},{per_input!r},{per_output!r}"
+    budget = PROCESSES * CALLS * mean / 2
+    ns = f"t{uuid.uuid4().hex[:12]}"
+    with Simulator(models=[SimModel(MODEL, reply=REPLIES)]) as sim:
+        procs = [
+            _spawn("calls", store, ns, budget, CALLS, sim.base_url("openai"), price_arg)
+            for _ in range(PROCESSES)
+        ]
+        try:
+            outs = [p.communicate(timeout=50) for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.communicate()
+        for p, (_, err) in zip(procs, outs, strict=True):
+            assert p.returncode == 0, err
+        served = sim.stats().requests
+    elapsed = time.monotonic() - started
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    ok = sum(r["ok"] for r in results)
+    refused = sum(r["refused"] for r in results)
+    tracker = CostTracker(store=store, namespace=ns, budget_usd=budget, budget_period="total")
+    settled = tracker.total_usd()
+    # Never over budget; at least 90 % of it usable; nothing left reserved.
+    assert settled <= budget
+    assert settled >= 0.9 * budget, (settled, budget, ok, refused)
+    assert tracker.reserved_usd(period="total") == 0.0
+    assert tracker.spent_usd(period="total") == pytest.approx(settled, abs=1e-9)
+    # Every refused call was refused before the provider saw it.
+    assert ok + refused == PROCESSES * CALLS
+    assert refused > 0
+    assert served == ok
+    assert len(tracker.records()) == ok
+    assert budget - settled < worst  # what is left is less than one more call's worst case
+    print(
+        f"{store.split(':')[0]}: {ok} calls settled ${settled:.6f} of ${budget:.6f} "
+        f"in {elapsed:.1f} s"
+    )
+    tracker.close()
+
+
+def test_killed_process_leaves_no_stuck_reservation_after_expiry(store: str) -> None:
+    from aipowertools.core import CostTracker
+    from aipowertools.core.errors import BudgetExceededError
+
+    ns = f"t{uuid.uuid4().hex[:12]}"
+    ttl = 1.5
+    proc = _spawn("hold", store, ns, 1.0, ttl)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=10)
+    assert line.strip() == "reserved", err
+    killed_at = time.time()
+    tracker = CostTracker(store=store, namespace=ns, budget_usd=1.0, budget_period="total")
+    assert tracker.reserved_usd(period="total") == pytest.approx(0.9)
+    with pytest.raises(BudgetExceededError):
+        tracker.reserve(0.5)
+    time.sleep(max(0.0, killed_at + ttl + 0.1 - time.time()))
+    res = tracker.reserve(0.5)  # the dead process's hold has expired and is swept
+    assert tracker.reserved_usd(period="total") == pytest.approx(0.5)
+    tracker.release(res)
+    assert tracker.remaining_usd() == 1.0
+    tracker.close()
+
+
+if __name__ == "__main__":
+    mode, store_url, namespace, budget_text, extra, *rest = sys.argv[1:]
+    if mode == "calls":
+        prices = [float(x) for x in rest[1].split(",")]
+        counts = _calls(store_url, namespace, float(budget_text), int(extra), rest[0], prices)
+        print(json.dumps(asyncio.run(counts)))
+    else:
+        asyncio.run(_hold(store_url, namespace, float(budget_text), float(extra)))
