@@ -151,8 +151,10 @@ def _parse(u: Any) -> Usage | None:
     if prompt is not None:  # OpenAI chat completions, litellm, LlamaIndex additional_kwargs
         details = _get(u, "prompt_tokens_details")
         cached = _int(_get(details, "cached_tokens")) or _int(_get(u, "cache_read_input_tokens"))
-        creation = _int(_get(u, "cache_creation_input_tokens")) or _int(
-            _get(details, "cache_creation_tokens")
+        creation = (
+            _int(_get(u, "cache_creation_input_tokens"))
+            or _int(_get(details, "cache_creation_tokens"))
+            or _int(_get(details, "cache_write_tokens"))
         )
         reasoning = _int(_get(_get(u, "completion_tokens_details"), "reasoning_tokens"))
         return _clamped(
@@ -170,7 +172,7 @@ def _parse(u: Any) -> Usage | None:
     lc_in = _get(u, "input_token_details")  # LangChain usage_metadata
     oa_in = _get(u, "input_tokens_details")  # OpenAI Responses API
     cached = _int(_get(lc_in, "cache_read")) or _int(_get(oa_in, "cached_tokens"))
-    creation = _int(_get(lc_in, "cache_creation"))
+    creation = _int(_get(lc_in, "cache_creation")) or _int(_get(oa_in, "cache_write_tokens"))
     reasoning = _int(_get(_get(u, "output_token_details"), "reasoning")) or _int(
         _get(_get(u, "output_tokens_details"), "reasoning_tokens")
     )
