@@ -32,7 +32,9 @@ def test_eight_processes_lose_nothing(
 ) -> None:
     url = store_url(kind, request, tmp_path)
     ns, sid = f"n{uuid.uuid4().hex[:8]}", "shared"
-    writers, per_writer = 8, 200
+    # moto's S3 server handles ~100 requests/s here: S3 runs 8 x 25 in CI (FULL_LOAD=1: 8 x 200)
+    writers = 8
+    per_writer = 25 if kind == "s3" and not os.environ.get("FULL_LOAD") else 200
     procs = [
         subprocess.Popen(
             [sys.executable, WRITER, url, ns, sid, str(w), str(per_writer)],

@@ -5,9 +5,14 @@ Layout under ``{prefix}/{ns}/{sid}/``::
     meta                 JSON {"expires_at": float | null}
     v/<key>              envelope; the version is in the object's metadata; compare-and-set
                          with S3 conditional writes (If-Match on the ETag / If-None-Match: *)
-    l/<key>/<seq:012d>   one chunk = the items of one append call, claimed with If-None-Match: *
-                         so two writers can never take the same sequence number
+    l/<key>/<t>-<w>      one chunk = the items of one append call; ``t`` is a microsecond
+                         timestamp made strictly increasing per writer, ``w`` a random writer
+                         id, and the PUT carries If-None-Match: * so nothing is overwritten
     lock/<name>          lock object (If-None-Match: *), stolen only once expired
+
+Appends never contend (no shared counter to race for: one PUT each). Items of one writer keep
+their exact order; items of different writers are ordered by their clocks (microseconds), which
+is the order of any two appends that are further apart than the hosts' clock skew.
 
 Chunks are immutable, so their item counts and bodies are cached in-process by key and ETag.
 ``trim`` drops whole chunks: a list can keep up to one batch more than ``keep_last``.
@@ -81,7 +86,8 @@ class S3Backend:
                 options["region_name"] = query["region"][0]
             client = boto3.client("s3", **options)
         self._s3 = client
-        self._tails: dict[str, int] = {}
+        self._writer = secrets.token_hex(6)
+        self._last = 0
         self._chunks: dict[tuple[str, str], list[bytes]] = {}
         self._cached_bytes = 0
         self._mutex = threading.Lock()
@@ -167,8 +173,6 @@ class S3Backend:
     def delete(self, ns: str, sid: str, key: str) -> None:
         base = self._base(ns, sid)
         self._delete_keys([base + "v/" + key, *(o["Key"] for o in self._list(f"{base}l/{key}/"))])
-        with self._mutex:
-            self._tails.pop(f"{base}l/{key}/", None)
 
     def _delete_keys(self, keys: list[str]) -> None:
         for i in range(0, len(keys), 1000):
@@ -182,32 +186,18 @@ class S3Backend:
     def append(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
         prefix = f"{self._base(ns, sid)}l/{key}/"
         body = _pack(items)
-        with self._mutex:
-            seq = self._tails.get(prefix)
-        if seq is None:
-            seq = self._next_after(prefix, "")
         while True:
+            with self._mutex:  # strictly increasing per backend object, in microseconds
+                self._last = max(self._last + 1, time.time_ns() // 1000)
+                name = f"{prefix}{self._last:016d}-{self._writer}"
             try:
-                self._s3.put_object(
-                    Bucket=self.bucket, Key=f"{prefix}{seq:012d}", Body=body, IfNoneMatch="*"
-                )
+                self._s3.put_object(Bucket=self.bucket, Key=name, Body=body, IfNoneMatch="*")
                 break
-            except Exception as exc:
+            except Exception as exc:  # only if two writers drew the same random id
                 if _code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
                     raise
-                seq = max(seq + 1, self._next_after(prefix, f"{prefix}{seq:012d}"))
-        with self._mutex:
-            self._tails[prefix] = seq + 1
         # The length is only needed when a size limit is set; the Session asks for it then.
         return -1
-
-    def _next_after(self, prefix: str, start_after: str) -> int:
-        last = -1
-        for obj in self._list(prefix, start_after):
-            last = max(last, int(obj["Key"][len(prefix) :]))
-        if last < 0 and start_after:
-            return int(start_after[len(prefix) :]) + 1
-        return last + 1
 
     def _chunk(self, obj: dict[str, Any]) -> list[bytes]:
         ck = (obj["Key"], obj["ETag"])
@@ -302,8 +292,6 @@ class S3Backend:
     def drop(self, ns: str, sid: str) -> None:
         base = self._base(ns, sid)
         self._delete_keys([o["Key"] for o in self._list(base)])
-        with self._mutex:
-            self._tails = {p: n for p, n in self._tails.items() if not p.startswith(base)}
 
     def cleanup(self, ns: str) -> int:
         dead = [s for s in self._sids(ns) if self._expired(ns, s)]
