@@ -302,22 +302,9 @@ class StructuredLogger:
     def build(self, level: str, kind: str, event: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Assemble and redact one event (used by the callback handlers)."""
         ts = time.time()
-        record: dict[str, Any] = {
-            "ts": ts,
-            "time": dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(),
-            "level": level,
-            "logger": self.name,
-            "event": event,
-            "kind": kind,
-        }
         ctx = _context._CONTEXT.get()
         trace_id, span_id = _context.trace_ids()
-        record["trace_id"] = trace_id or ctx.get("trace_id")
-        record["span_id"] = span_id or ctx.get("span_id")
-        record["correlation_id"] = ctx.get("correlation_id") or _context.correlation_id()
-        for key, value in ctx.items():
-            if key not in BASE_KEYS:
-                record[key] = value
+        payload: dict[str, Any] = {k: v for k, v in ctx.items() if k not in BASE_KEYS}
         for key, value in fields.items():
             if key in BASE_KEYS:
                 key = f"field_{key}"
@@ -325,9 +312,22 @@ class StructuredLogger:
                 if not self.log_content:
                     continue
                 value = self.truncate(value)
-            record[key] = value
-        redacted: dict[str, Any] = self.redactor.redact(record)
-        return redacted
+            payload[key] = value
+        # The base fields are made here (times, ids); only the rest can carry secrets.
+        record: dict[str, Any] = {
+            "ts": ts,
+            "time": dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(),
+            "level": level,
+            "logger": self.name,
+            "event": self.redactor.redact_text(event),
+            "kind": kind,
+            "trace_id": trace_id or _context_str(ctx, "trace_id", self.redactor),
+            "span_id": span_id or _context_str(ctx, "span_id", self.redactor),
+            "correlation_id": _context_str(ctx, "correlation_id", self.redactor)
+            or _context.correlation_id(),
+        }
+        record.update(self.redactor.redact(payload))
+        return record
 
     def truncate(self, value: Any) -> Any:
         """Cut prompt/completion text to ``max_content_chars`` (strings, lists of strings)."""
@@ -470,6 +470,11 @@ class _StdlibBridge(logging.Handler):
                 pump.put(built)
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
+
+
+def _context_str(ctx: dict[str, Any], key: str, redactor: Redactor) -> Any:
+    value = ctx.get(key)
+    return redactor.redact(value) if value is not None else None
 
 
 def _level(level: int | str) -> int:
