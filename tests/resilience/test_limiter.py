@@ -230,7 +230,7 @@ async def test_adaptive_pause_and_learned_limit():
     limiter.observe("k", headers={"retry-after": "0.3", "x-ratelimit-limit-requests": "600"})
     stats = limiter.get_stats("k").keys["k"]
     assert 0.2 < stats.paused_seconds <= 0.3
-    assert stats.usage["requests_per_1s"][1] == pytest.approx(10.0)  # 600/min = 10/s
+    assert stats.usage["requests_per_1s"][1] == pytest.approx(9.5)  # 600/min = 10/s, 95 % of it
     start = time.monotonic()
     await asyncio.gather(*(limiter.acquire("k") for _ in range(11)))
     assert time.monotonic() - start >= 1.25  # paused 0.3 s, then 10/s
@@ -287,3 +287,18 @@ def test_limit_decorator_and_wait_alias():
     assert [work(i) for i in range(4)] == [0, 2, 4, 6]
     assert time.monotonic() - start >= 0.95
     assert asyncio.run(limiter.wait("other")).key == "other"
+
+
+async def test_settle_counts_the_request_from_its_answer():
+    limiter = RateLimiter(limits=[Limit("requests", 1, 0.4), Limit("tokens", 100, 0.4)])
+    r = await limiter.acquire("k", tokens=80)
+    await asyncio.sleep(0.2)  # the call takes 0.2 s; the provider stamped it on arrival
+    await r.asettle(30)
+    assert r.tokens == 30
+    await asyncio.sleep(0.25)  # 0.45 s after admission, but only 0.25 s after the answer
+    assert limiter.try_acquire("k") is None
+    await asyncio.sleep(0.2)
+    r2 = limiter.try_acquire("k", tokens=10)
+    assert r2 is not None
+    r2.settle()  # no token change, restamp only
+    assert limiter.get_stats("k").keys["k"].usage["tokens_per_0_4s"] == (10.0, 100.0)

@@ -33,6 +33,8 @@ class AdaptiveConfig:
         recovery_per_second: After a bare 429, the scale grows back by this much per second.
         header_period: Period in seconds of the provider's ``x-ratelimit-limit-*`` values
             (OpenAI and Anthropic report per-minute limits).
+        learned_fraction: Use this fraction of a limit the provider reported, leaving room
+            for the delay between our admission and the provider's count.
     """
 
     enabled: bool = True
@@ -40,6 +42,7 @@ class AdaptiveConfig:
     min_scale: float = 0.05
     recovery_per_second: float = 0.005
     header_period: float = 60.0
+    learned_fraction: float = 0.95
 
 
 @dataclass
@@ -203,7 +206,7 @@ def plan_scales(
         if not mine:
             continue
         if unit in obs.limits:
-            told_rate = obs.limits[unit] / config.header_period
+            told_rate = obs.limits[unit] * config.learned_fraction / config.header_period
             scale = min(told_rate / lim.rate for lim in mine)
             out.append((unit, max(config.min_scale, min(1.0, scale)), scale < 1.0))
         elif obs.rate_limited and not obs.limits:

@@ -53,8 +53,12 @@ class Backend(Protocol):
 
     def reserve(self, key: str, limits: tuple[Limit, ...], tokens: int) -> Decision: ...
     async def areserve(self, key: str, limits: tuple[Limit, ...], tokens: int) -> Decision: ...
-    def adjust(self, key: str, limits: tuple[Limit, ...], rid: str, delta: int) -> None: ...
-    async def aadjust(self, key: str, limits: tuple[Limit, ...], rid: str, delta: int) -> None: ...
+    def adjust(
+        self, key: str, limits: tuple[Limit, ...], rid: str, delta: int, restamp: bool
+    ) -> None: ...
+    async def aadjust(
+        self, key: str, limits: tuple[Limit, ...], rid: str, delta: int, restamp: bool
+    ) -> None: ...
     def release(self, key: str, limits: tuple[Limit, ...], rid: str) -> None: ...
     async def arelease(self, key: str, limits: tuple[Limit, ...], rid: str) -> None: ...
     def observe(self, key: str, limits: tuple[Limit, ...], obs: Observation) -> None: ...
@@ -157,21 +161,33 @@ class MemoryBackend:
     async def areserve(self, key: str, limits: tuple[Limit, ...], tokens: int) -> Decision:
         return self.reserve(key, limits, tokens)
 
-    def adjust(self, key: str, limits: tuple[Limit, ...], rid: str, delta: int) -> None:
+    def adjust(
+        self, key: str, limits: tuple[Limit, ...], rid: str, delta: int, restamp: bool
+    ) -> None:
         with self._lock:
+            now = self.now()
             for limit in limits:
-                if limit.unit != "tokens":
-                    continue
                 window = self._windows.get((key, limit))
                 entry = None if window is None else window.by_id.get(rid)
                 if window is None or entry is None:
                     continue
-                new_amount = max(0.0, float(entry[1]) + delta)  # type: ignore[arg-type]
-                window.total += new_amount - float(entry[1])  # type: ignore[arg-type]
-                entry[1] = new_amount
+                old_amount = float(entry[1])  # type: ignore[arg-type]
+                new_amount = old_amount
+                if limit.unit == "tokens":
+                    new_amount = max(0.0, old_amount + delta)
+                if restamp:
+                    # Count the request from now: the old entry becomes an empty shell.
+                    entry[1] = 0.0
+                    window.total -= old_amount
+                    window.add(now, new_amount, rid)
+                else:
+                    window.total += new_amount - old_amount
+                    entry[1] = new_amount
 
-    async def aadjust(self, key: str, limits: tuple[Limit, ...], rid: str, delta: int) -> None:
-        self.adjust(key, limits, rid, delta)
+    async def aadjust(
+        self, key: str, limits: tuple[Limit, ...], rid: str, delta: int, restamp: bool
+    ) -> None:
+        self.adjust(key, limits, rid, delta, restamp)
 
     def release(self, key: str, limits: tuple[Limit, ...], rid: str) -> None:
         with self._lock:

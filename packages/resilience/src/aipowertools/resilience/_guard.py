@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from aipowertools.core.errors import ErrorKind, ProviderTimeoutError, classify
 from aipowertools.resilience._breaker import CircuitBreaker
-from aipowertools.resilience._limiter import RateLimiter
+from aipowertools.resilience._limiter import RateLimiter, Reservation
 from aipowertools.resilience._limits import Priority
 
 T = TypeVar("T")
@@ -66,7 +66,12 @@ class Guard:
             if limiter
             else None
         )
-        handle = breaker.enter() if breaker else None
+        try:
+            handle = breaker.enter() if breaker else None
+        except BaseException:
+            if reservation is not None:
+                reservation.release()  # never sent
+            raise
         try:
             if self.timeout is None:
                 out = fn()
@@ -81,13 +86,15 @@ class Guard:
         except BaseException as exc:
             if handle:
                 handle.finish(exc)
+            if reservation is not None:
+                reservation.settle()
             if limiter and isinstance(exc, Exception) and classify(exc) is ErrorKind.RATE_LIMITED:
                 limiter.observe(self.limiter_key, exc=exc)
             raise
         if handle:
             handle.finish(None)
-        if reservation is not None and (used := usage_tokens(out)) is not None:
-            reservation.correct(used)
+        if reservation is not None:
+            reservation.settle(usage_tokens(out))
         return out
 
     async def arun(self, fn: Callable[[], Awaitable[T]], value: Any, *, guarded: bool = True) -> T:
@@ -101,7 +108,12 @@ class Guard:
             if limiter
             else None
         )
-        handle = await breaker.aenter() if breaker else None
+        try:
+            handle = await breaker.aenter() if breaker else None
+        except BaseException:
+            if reservation is not None:
+                await reservation.arelease()  # never sent
+            raise
         try:
             if self.timeout is None:
                 out = await fn()
@@ -113,13 +125,15 @@ class Guard:
         except BaseException as exc:
             if handle and breaker:
                 await breaker._afinish(handle, exc)
+            if reservation is not None:
+                await reservation.asettle()
             if limiter and isinstance(exc, Exception) and classify(exc) is ErrorKind.RATE_LIMITED:
                 await limiter.aobserve(self.limiter_key, exc=exc)
             raise
         if handle and breaker:
             await breaker._afinish(handle, None)
-        if reservation is not None and (used := usage_tokens(out)) is not None:
-            await reservation.acorrect(used)
+        if reservation is not None:
+            await reservation.asettle(usage_tokens(out))
         return out
 
     def enter_stream(self, value: Any) -> Any:
@@ -131,7 +145,12 @@ class Guard:
             if self.rate_limiter
             else None
         )
-        handle = self.circuit_breaker.enter() if self.circuit_breaker else None
+        try:
+            handle = self.circuit_breaker.enter() if self.circuit_breaker else None
+        except BaseException:
+            if reservation is not None:
+                reservation.release()
+            raise
         return reservation, handle
 
     async def aenter_stream(self, value: Any) -> Any:
@@ -143,16 +162,39 @@ class Guard:
             if self.rate_limiter
             else None
         )
-        handle = await self.circuit_breaker.aenter() if self.circuit_breaker else None
+        try:
+            handle = await self.circuit_breaker.aenter() if self.circuit_breaker else None
+        except BaseException:
+            if reservation is not None:
+                await reservation.arelease()
+            raise
         return reservation, handle
 
-    def failed(self, exc: BaseException, handle: Any) -> None:
-        """Report a failed attempt to the breaker and the adaptive limiter."""
+    def failed(self, exc: BaseException, handle: Any, reservation: Any) -> None:
+        """Report a failed attempt to the breaker, the reservation and the adaptive limiter."""
         if handle is not None:
             handle.finish(exc)
+        if reservation is not None:
+            reservation.settle()
         if (
             self.rate_limiter
             and isinstance(exc, Exception)
             and classify(exc) is ErrorKind.RATE_LIMITED
         ):
             self.rate_limiter.observe(self.limiter_key, exc=exc)
+
+
+def finish_stream(handle: Any, reservation: Reservation | None, last: Any) -> None:
+    """Report a stream that ended well: close the breaker call, settle the reservation."""
+    if handle is not None:
+        handle.finish(None)
+    if reservation is not None:
+        reservation.settle(usage_tokens(last))
+
+
+async def afinish_stream(handle: Any, reservation: Reservation | None, last: Any) -> None:
+    """Async form of :func:`finish_stream`."""
+    if handle is not None:
+        handle.finish(None)
+    if reservation is not None:
+        await reservation.asettle(usage_tokens(last))

@@ -119,19 +119,38 @@ class Reservation:
 
     def correct(self, actual_tokens: int) -> None:
         """Replace the estimated tokens with the actual usage (blocking)."""
-        delta = self._delta(actual_tokens)
-        if delta:
-            limits = self._limiter.limits_for(self.key)
-            self._limiter.backend.adjust(self.key, limits, self.id, delta)
-            if delta < 0:
-                self._limiter._notify()
+        self._apply(actual_tokens, restamp=False)
 
     async def acorrect(self, actual_tokens: int) -> None:
         """Replace the estimated tokens with the actual usage."""
-        delta = self._delta(actual_tokens)
-        if delta:
+        await self._aapply(actual_tokens, restamp=False)
+
+    def settle(self, actual_tokens: int | None = None) -> None:
+        """The provider answered: count the request from now, with its actual tokens.
+
+        Providers count a request when it *arrives*, a little after we admitted it. Counting
+        it again from the answer covers that delay, so a limiter set exactly at a provider's
+        limit never sees a 429 however slow the network or a busy event loop is.
+        """
+        self._apply(actual_tokens, restamp=True)
+
+    async def asettle(self, actual_tokens: int | None = None) -> None:
+        """Async form of :meth:`settle`."""
+        await self._aapply(actual_tokens, restamp=True)
+
+    def _apply(self, actual_tokens: int | None, *, restamp: bool) -> None:
+        delta = 0 if actual_tokens is None else self._delta(actual_tokens)
+        if delta or restamp:
             limits = self._limiter.limits_for(self.key)
-            await self._limiter.backend.aadjust(self.key, limits, self.id, delta)
+            self._limiter.backend.adjust(self.key, limits, self.id, delta, restamp)
+            if delta < 0:
+                self._limiter._notify()
+
+    async def _aapply(self, actual_tokens: int | None, *, restamp: bool) -> None:
+        delta = 0 if actual_tokens is None else self._delta(actual_tokens)
+        if delta or restamp:
+            limits = self._limiter.limits_for(self.key)
+            await self._limiter.backend.aadjust(self.key, limits, self.id, delta, restamp)
             if delta < 0:
                 self._limiter._notify()
 

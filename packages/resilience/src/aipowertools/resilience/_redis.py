@@ -121,19 +121,37 @@ return {1, '0'}
 """
 )
 
-# KEYS: (a, s) per token limit. ARGV: rid, delta.
-ADJUST = """
-local rid, delta = ARGV[1], tonumber(ARGV[2])
-for i = 1, #KEYS, 2 do
-  local cur = tonumber(redis.call('HGET', KEYS[i], rid))
-  if cur then
-    local new = math.max(0, cur + delta)
-    redis.call('HSET', KEYS[i], rid, new)
-    redis.call('INCRBYFLOAT', KEYS[i + 1], new - cur)
+# KEYS: (z, a, s) per limit. ARGV: rid, delta, restamp, then (unit, period) per limit.
+ADJUST = (
+    _PRELUDE
+    + """
+local rid, delta, restamp = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
+for i = 1, #KEYS, 3 do
+  local j = 4 + (i - 1) / 3 * 2
+  local unit, period = ARGV[j], tonumber(ARGV[j + 1])
+  if redis.call('ZSCORE', KEYS[i], rid) then
+    local ttl = math.ceil(period * 1000) + 1000
+    if restamp then
+      redis.call('ZADD', KEYS[i], 'XX', now, rid)
+      redis.call('PEXPIRE', KEYS[i], ttl)
+    end
+    if unit == 'tokens' then
+      local cur = tonumber(redis.call('HGET', KEYS[i + 1], rid))
+      if cur and delta ~= 0 then
+        local new = math.max(0, cur + delta)
+        redis.call('HSET', KEYS[i + 1], rid, new)
+        redis.call('INCRBYFLOAT', KEYS[i + 2], new - cur)
+      end
+      if restamp then
+        redis.call('PEXPIRE', KEYS[i + 1], ttl)
+        redis.call('PEXPIRE', KEYS[i + 2], ttl)
+      end
+    end
   end
 end
 return 1
 """
+)
 
 # KEYS: (z, a, s) per limit. ARGV: rid.
 RELEASE = """
@@ -286,22 +304,29 @@ class RedisBackend:
         reply = await self._aclient_scripts()["reserve"](keys=keys, args=args)
         return self._decision(reply, args[0])
 
-    def _adjust_keys(self, key: str, limits: tuple[Limit, ...]) -> list[str]:
+    def _adjust_call(
+        self, key: str, limits: tuple[Limit, ...], rid: str, delta: int, restamp: bool
+    ) -> tuple[list[str], list[Any]]:
         keys: list[str] = []
+        args: list[Any] = [rid, delta, "1" if restamp else "0"]
         for limit in limits:
-            if limit.unit == "tokens":
-                keys += self._limit_keys(key, limit)[1:]
-        return keys
+            keys += self._limit_keys(key, limit)
+            args += [limit.unit, limit.period]
+        return keys, args
 
-    def adjust(self, key: str, limits: tuple[Limit, ...], rid: str, delta: int) -> None:
-        keys = self._adjust_keys(key, limits)
+    def adjust(
+        self, key: str, limits: tuple[Limit, ...], rid: str, delta: int, restamp: bool
+    ) -> None:
+        keys, args = self._adjust_call(key, limits, rid, delta, restamp)
         if keys:
-            self._scripts["adjust"](keys=keys, args=[rid, delta])
+            self._scripts["adjust"](keys=keys, args=args)
 
-    async def aadjust(self, key: str, limits: tuple[Limit, ...], rid: str, delta: int) -> None:
-        keys = self._adjust_keys(key, limits)
+    async def aadjust(
+        self, key: str, limits: tuple[Limit, ...], rid: str, delta: int, restamp: bool
+    ) -> None:
+        keys, args = self._adjust_call(key, limits, rid, delta, restamp)
         if keys:
-            await self._aclient_scripts()["adjust"](keys=keys, args=[rid, delta])
+            await self._aclient_scripts()["adjust"](keys=keys, args=args)
 
     def _release_keys(self, key: str, limits: tuple[Limit, ...]) -> list[str]:
         return [k for limit in limits for k in self._limit_keys(key, limit)]

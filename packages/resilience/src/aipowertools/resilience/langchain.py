@@ -29,7 +29,7 @@ from langchain_core.runnables.utils import Input, Output
 
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.resilience._breaker import CircuitBreaker
-from aipowertools.resilience._guard import Guard, usage_tokens
+from aipowertools.resilience._guard import Guard, afinish_stream, finish_stream
 from aipowertools.resilience._limiter import RateLimiter
 from aipowertools.resilience._limits import Priority
 from aipowertools.resilience._retry import RetryEvent, RetryPolicy
@@ -184,7 +184,7 @@ class ResilientRunnable(Runnable[Input, Output]):
             iterator = iter(runnable.stream(value, config))
             first = next(iterator)
         except BaseException as exc:
-            self.guard.failed(exc, handle)
+            self.guard.failed(exc, handle, reservation)
             raise
         return first, iterator, reservation, handle
 
@@ -222,12 +222,9 @@ class ResilientRunnable(Runnable[Input, Output]):
                 last = chunk
                 yield chunk
         except BaseException as exc:
-            self.guard.failed(exc, handle)
+            self.guard.failed(exc, handle, reservation)
             raise
-        if handle is not None:
-            handle.finish(None)
-        if reservation is not None and (used := usage_tokens(last)) is not None:
-            reservation.correct(used)
+        finish_stream(handle, reservation, last)
 
     def stream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -249,7 +246,7 @@ class ResilientRunnable(Runnable[Input, Output]):
             iterator = aiter(runnable.astream(value, config))
             first = await anext(iterator)
         except BaseException as exc:
-            self.guard.failed(exc, handle)
+            self.guard.failed(exc, handle, reservation)
             raise
         return first, iterator, reservation, handle
 
@@ -287,12 +284,9 @@ class ResilientRunnable(Runnable[Input, Output]):
                 last = chunk
                 yield chunk
         except BaseException as exc:
-            self.guard.failed(exc, handle)
+            self.guard.failed(exc, handle, reservation)
             raise
-        if handle is not None:
-            handle.finish(None)
-        if reservation is not None and (used := usage_tokens(last)) is not None:
-            await reservation.acorrect(used)
+        await afinish_stream(handle, reservation, last)
 
     async def astream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
