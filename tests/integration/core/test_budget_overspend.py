@@ -2,14 +2,12 @@
 
 4 processes x 250 concurrent tracked calls against the provider simulator share one hard
 budget of about half what all calls would cost, on SQLite, Redis and PostgreSQL. Each process
-is a fresh interpreter running this file as a script (``python <this file> worker ...``).
+is a fresh interpreter running ``WORKER`` below.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,32 +27,49 @@ PROCESSES = 4
 CALLS = 250
 
 
-async def _calls(
-    store: str, ns: str, budget: float, n: int, sim_url: str, prices: list[float]
-) -> dict[str, int]:
-    # Prices come from the parent's catalog: the workers never import litellm (seconds each).
-    import aiohttp
+# The worker runs in a fresh interpreter (``python -c WORKER ...``) and imports only asyncio
+# and aipowertools.core: no pytest, no HTTP client library, no litellm (prices come from the
+# parent's catalog), so four of them start fast on a busy machine.
+WORKER = r"""
+import asyncio, json, sys
+from urllib.parse import urlsplit
 
-    from aipowertools.core import CostTracker, Usage
-    from aipowertools.core.errors import BudgetExceededError
+from aipowertools.core import CostTracker, Usage
+from aipowertools.core.errors import BudgetExceededError
 
+
+async def post(url, payload):
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    body = json.dumps(payload).encode()
+    head = (
+        f"POST {parts.path}/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    status = data.split(b" ", 2)[1]
+    assert status == b"200", data[:300]
+    return json.loads(data.partition(b"\r\n\r\n")[2])
+
+
+async def calls(store, ns, budget, n, sim_url, prices, model, max_tokens, messages):
     worst, per_input, per_output = prices
     tracker = CostTracker(
-        budget_usd=budget,
-        store=store,
-        namespace=ns,
-        budget_period="total",
-        reserve_wait_s=60.0,
+        budget_usd=budget, store=store, namespace=ns, budget_period="total", reserve_wait_s=60.0
     )
-    payload = {"model": MODEL, "messages": MESSAGES, "max_tokens": MAX_TOKENS}
+    payload = {"model": model, "messages": messages, "max_tokens": max_tokens}
 
-    async def one(http: aiohttp.ClientSession) -> int:
+    async def one():
         try:
             async with tracker.track_call(
-                task_name="load", model=MODEL, provider="openai", estimate_usd=worst
+                task_name="load", model=model, provider="openai", estimate_usd=worst
             ) as span:
-                async with http.post(f"{sim_url}/chat/completions", json=payload) as resp:
-                    body = await resp.json()
+                body = await post(sim_url, payload)
                 usage = Usage.from_any(body)
                 price = usage.input_tokens * per_input + usage.output_tokens * per_output
                 span.record(body, cost_usd=price)
@@ -62,32 +77,34 @@ async def _calls(
             return 0
         return 1
 
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        done = await asyncio.gather(*(one(http) for _ in range(n)))
+    done = await asyncio.gather(*(one() for _ in range(n)))
     tracker.close()
     return {"ok": sum(done), "refused": n - sum(done)}
 
 
-async def _hold(store: str, ns: str, budget: float, ttl: float) -> None:
-    from aipowertools.core import CostTracker
-
+async def hold(store, ns, budget, ttl, model):
     tracker = CostTracker(
         budget_usd=budget, store=store, namespace=ns, budget_period="total", reservation_ttl_s=ttl
     )
-    async with tracker.track_call(model=MODEL, estimate_usd=budget * 0.9):
+    async with tracker.track_call(model=model, estimate_usd=budget * 0.9):
         print("reserved", flush=True)
         await asyncio.sleep(60)  # killed with SIGKILL long before this ends
 
 
-def _spawn(*args: object) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+args = json.loads(sys.argv[1])
+if args.pop("mode") == "calls":
+    print(json.dumps(asyncio.run(calls(**args))))
+else:
+    asyncio.run(hold(**args))
+"""
+
+
+def _spawn(**args: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, __file__, *map(str, args)],
+        [sys.executable, "-c", WORKER, json.dumps(args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
     )
 
 
@@ -126,12 +143,23 @@ def test_no_overspend_with_4_processes_x_250_concurrent_calls(
 
     started = time.monotonic()
     worst, mean, per_input, per_output = prices
-    price_arg = f"{worst!r},{per_input!r},{per_output!r}"
+
     budget = PROCESSES * CALLS * mean / 2
     ns = f"t{uuid.uuid4().hex[:12]}"
     with Simulator(models=[SimModel(MODEL, reply=REPLIES)]) as sim:
         procs = [
-            _spawn("calls", store, ns, budget, CALLS, sim.base_url("openai"), price_arg)
+            _spawn(
+                mode="calls",
+                store=store,
+                ns=ns,
+                budget=budget,
+                n=CALLS,
+                sim_url=sim.base_url("openai"),
+                prices=[worst, per_input, per_output],
+                model=MODEL,
+                max_tokens=MAX_TOKENS,
+                messages=MESSAGES,
+            )
             for _ in range(PROCESSES)
         ]
         try:
@@ -174,7 +202,7 @@ def test_killed_process_leaves_no_stuck_reservation_after_expiry(store: str) -> 
 
     ns = f"t{uuid.uuid4().hex[:12]}"
     ttl = 1.5
-    proc = _spawn("hold", store, ns, 1.0, ttl)
+    proc = _spawn(mode="hold", store=store, ns=ns, budget=1.0, ttl=ttl, model=MODEL)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -193,13 +221,3 @@ def test_killed_process_leaves_no_stuck_reservation_after_expiry(store: str) -> 
     tracker.release(res)
     assert tracker.remaining_usd() == 1.0
     tracker.close()
-
-
-if __name__ == "__main__":
-    mode, store_url, namespace, budget_text, extra, *rest = sys.argv[1:]
-    if mode == "calls":
-        prices = [float(x) for x in rest[1].split(",")]
-        counts = _calls(store_url, namespace, float(budget_text), int(extra), rest[0], prices)
-        print(json.dumps(asyncio.run(counts)))
-    else:
-        asyncio.run(_hold(store_url, namespace, float(budget_text), float(extra)))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("aipowertools.core")
 T = TypeVar("T")
 _FIRST_DELAY_S = 0.005
-_MAX_DELAY_S = 0.2
+_MAX_DELAY_S = 0.05
 
 
 def _backoff(attempt: int) -> float:
@@ -160,6 +162,10 @@ class CostTracker(LedgerQueries):
         self.namespace = check_namespace(namespace)
         self._backend = open_backend(store, self.namespace)
         self._inline = type(self._backend).__name__ == "MemoryLedger"
+        self._gate = threading.Lock()
+        self._async_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # ------------------------------------------------------------------ configuration
 
@@ -318,15 +324,24 @@ class CostTracker(LedgerQueries):
         if not self.budgets.limits:
             return res
         deadline = time.monotonic() + (self.reserve_wait_s if wait_s is None else wait_s)
-        attempt = 0
-        while True:
-            failure = self._try_reserve(res, buckets, rules)
-            if failure is None:
-                return res
-            if not failure[1] or time.monotonic() >= deadline:
-                raise failure[0]
-            time.sleep(_backoff(attempt))
-            attempt += 1
+        failure = self._try_reserve(res, buckets, rules)
+        if failure is None:
+            return res
+        # Waiters of this process queue (FIFO) behind one that polls the store.
+        if not failure[1] or not self._gate.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise failure[0]
+        try:
+            attempt = 0
+            while True:
+                failure = self._try_reserve(res, buckets, rules)
+                if failure is None:
+                    return res
+                if not failure[1] or time.monotonic() >= deadline:
+                    raise failure[0]
+                time.sleep(_backoff(attempt))
+                attempt += 1
+        finally:
+            self._gate.release()
 
     async def areserve(
         self,
@@ -357,15 +372,35 @@ class CostTracker(LedgerQueries):
         if not self.budgets.limits:
             return res
         deadline = time.monotonic() + (self.reserve_wait_s if wait_s is None else wait_s)
-        attempt = 0
-        while True:
-            failure = await self._off_loop(lambda: self._try_reserve(res, buckets, rules))
-            if failure is None:
-                return res
-            if not failure[1] or time.monotonic() >= deadline:
-                raise failure[0]
-            await asyncio.sleep(_backoff(attempt))
-            attempt += 1
+        failure = await self._off_loop(lambda: self._try_reserve(res, buckets, rules))
+        if failure is None:
+            return res
+        if not failure[1]:
+            raise failure[0]
+        gate = self._async_gate()
+        try:
+            await asyncio.wait_for(gate.acquire(), max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise failure[0] from None
+        try:
+            attempt = 0
+            while True:
+                failure = await self._off_loop(lambda: self._try_reserve(res, buckets, rules))
+                if failure is None:
+                    return res
+                if not failure[1] or time.monotonic() >= deadline:
+                    raise failure[0]
+                await asyncio.sleep(_backoff(attempt))
+                attempt += 1
+        finally:
+            gate.release()
+
+    def _async_gate(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        gate = self._async_gates.get(loop)
+        if gate is None:
+            gate = self._async_gates[loop] = asyncio.Lock()
+        return gate
 
     def _span_reserve(self, span: CallSpan) -> Reservation | None:
         if not self.budgets.limits:
