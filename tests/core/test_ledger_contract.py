@@ -128,6 +128,18 @@ class LedgerContract:
         assert backend.sweep(T0 + 61) == 0
         assert backend.buckets([G_DAY], T0 + 61)[G_DAY] == (0, 0)
 
+    def test_optimistic_retry_refuses_and_still_sees_expiry(self, backend: LedgerBackend) -> None:
+        checks = [Check(G_DAY, to_nanos(1.0))]
+        kw = {"expires_at": T0 + 1, "now": T0}
+        assert backend.reserve("a", to_nanos(0.9), [G_DAY], checks, **kw).ok
+        refused = backend.reserve("b", to_nanos(0.5), [G_DAY], checks, optimistic=True, **kw)
+        assert (refused.ok, refused.reserved_nanos) == (False, to_nanos(0.9))
+        # Once the hold has expired the optimistic read defers to the locked path.
+        later = {"expires_at": T0 + 60, "now": T0 + 2}
+        assert backend.reserve("b", to_nanos(0.5), [G_DAY], checks, optimistic=True, **later).ok
+        assert backend.reserve("c", to_nanos(0.1), [G_DAY], checks, optimistic=True, **later).ok
+        assert backend.buckets([G_DAY], T0 + 2)[G_DAY] == (0, to_nanos(0.6))
+
     def test_threshold_is_reported_once_per_crossing(self, backend: LedgerBackend) -> None:
         th = [Threshold(G_DAY, to_nanos(0.5)), Threshold("user:zed|all", 1)]
         assert backend.write(rec("1", 0.3), thresholds=th).crossed == ()

@@ -258,10 +258,13 @@ class LedgerBackend(Protocol):
         *,
         expires_at: float,
         now: float,
+        optimistic: bool = False,
     ) -> ReserveResult:
         """Atomically hold ``amount_nanos`` in ``buckets`` if every check passes.
 
         Expired reservations are released first, so a crashed process's holds do not count.
+        With ``optimistic`` (a retry while waiting), a backend may first refuse from a plain
+        read without taking its lock, when that read already shows no room.
         """
 
     def release(self, reservation_id: str) -> bool:

@@ -77,6 +77,7 @@ class MemoryLedger:
         *,
         expires_at: float,
         now: float,
+        optimistic: bool = False,
     ) -> ReserveResult:
         with self._lock:
             self._sweep(now)

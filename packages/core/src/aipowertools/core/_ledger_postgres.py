@@ -155,9 +155,10 @@ class PostgresLedger:
         *,
         expires_at: float,
         now: float,
+        optimistic: bool = False,
     ) -> ReserveResult:
         t = self._t
-        if checks:
+        if checks and optimistic:
             # Refuse without the lock when one snapshot already shows no room (and no hold
             # has expired: those still sit in the counters until swept under the lock).
             with self._conn() as conn, conn.transaction(), conn.cursor() as cur:

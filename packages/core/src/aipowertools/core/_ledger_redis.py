@@ -169,6 +169,7 @@ class RedisLedger:
         *,
         expires_at: float,
         now: float,
+        optimistic: bool = False,
     ) -> ReserveResult:
         args: list[Any] = [
             reservation_id,

@@ -172,9 +172,10 @@ class SQLiteLedger:
         *,
         expires_at: float,
         now: float,
+        optimistic: bool = False,
     ) -> ReserveResult:
         t = self._t
-        refused = self._precheck(amount_nanos, checks, now)
+        refused = self._precheck(amount_nanos, checks, now) if optimistic else None
         if refused is not None:
             return refused
         with self._tx() as conn:
@@ -204,8 +205,6 @@ class SQLiteLedger:
         had run then); only when no hold has expired, since expired ones still sit in the
         counters until swept under the lock. Keeps waiting callers from queueing on the lock.
         """
-        if not checks:
-            return None
         t = self._t
         with self._lock:
             conn = self._connect()

@@ -224,7 +224,7 @@ class CostTracker(LedgerQueries):
         return 0.0
 
     def _try_reserve(
-        self, res: Reservation, buckets: Sequence[str], rules: Any
+        self, res: Reservation, buckets: Sequence[str], rules: Any, optimistic: bool = False
     ) -> tuple[BudgetExceededError, bool] | None:
         """One attempt: None when held, else the error and whether waiting could help."""
         amount = max(to_nanos(res.amount_usd), 1)
@@ -235,6 +235,7 @@ class CostTracker(LedgerQueries):
             self.budgets.checks(rules),
             expires_at=res.expires_at,
             now=time.time(),
+            optimistic=optimistic,
         )
         if outcome.ok:
             return None
@@ -333,7 +334,7 @@ class CostTracker(LedgerQueries):
         try:
             attempt = 0
             while True:
-                failure = self._try_reserve(res, buckets, rules)
+                failure = self._try_reserve(res, buckets, rules, optimistic=True)
                 if failure is None:
                     return res
                 if not failure[1] or time.monotonic() >= deadline:
@@ -385,7 +386,9 @@ class CostTracker(LedgerQueries):
         try:
             attempt = 0
             while True:
-                failure = await self._off_loop(lambda: self._try_reserve(res, buckets, rules))
+                failure = await self._off_loop(
+                    lambda: self._try_reserve(res, buckets, rules, optimistic=True)
+                )
                 if failure is None:
                     return res
                 if not failure[1] or time.monotonic() >= deadline:
