@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import email.utils
 import inspect
 import pickle
@@ -9,6 +10,7 @@ import time
 
 import anthropic
 import httpx
+import httpx2
 import openai
 import pytest
 
@@ -37,10 +39,16 @@ from aipowertools.core.errors import (
 
 K = ErrorKind
 REQUEST = httpx.Request("POST", "https://api.example.test/v1/chat/completions")
+A_REQUEST = httpx2.Request("POST", "https://api.example.test/v1/messages")
 
 
 def response(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(status, headers=headers or {}, request=REQUEST)
+
+
+def a_response(status: int, headers: dict[str, str] | None = None) -> httpx2.Response:
+    """A response of httpx2, the fork of httpx the anthropic SDK is built on."""
+    return httpx2.Response(status, headers=headers or {}, request=A_REQUEST)
 
 
 # Expected kind of every exception class litellm exports. A new litellm class fails this test
@@ -184,18 +192,20 @@ def test_openai_special_cases() -> None:
 
 
 def test_anthropic_sdk_errors() -> None:
-    overloaded = anthropic.InternalServerError("overloaded", response=response(529), body=None)
+    overloaded = anthropic.InternalServerError("overloaded", response=a_response(529), body=None)
     assert classify(overloaded) is K.TRANSIENT
     too_long = anthropic.BadRequestError(
-        "prompt is too long: 210000 tokens > 200000 maximum", response=response(400), body=None
+        "prompt is too long: 210000 tokens > 200000 maximum", response=a_response(400), body=None
     )
     assert classify(too_long) is K.CONTEXT_WINDOW
     limited = anthropic.RateLimitError(
-        "rate limited", response=response(429, {"retry-after": "3"}), body=None
+        "rate limited", response=a_response(429, {"retry-after": "3"}), body=None
     )
     assert classify(limited) is K.RATE_LIMITED
     assert retry_after_seconds(limited) == 3.0
-    assert classify(anthropic.APITimeoutError(request=REQUEST)) is K.TIMEOUT
+    assert classify(anthropic.APITimeoutError(request=A_REQUEST)) is K.TIMEOUT
+    assert classify(httpx2.ReadTimeout("slow", request=A_REQUEST)) is K.TIMEOUT
+    assert classify(httpx2.ConnectError("refused")) is K.TRANSIENT
 
 
 def test_httpx_and_builtin_errors() -> None:
@@ -246,7 +256,8 @@ def test_wrappers_are_unwrapped() -> None:
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is new in 3.11")
 def test_exception_groups_are_unwrapped() -> None:
-    group = ExceptionGroup("many", [ValueError("x"), ConnectionResetError()])  # noqa: F821
+    group_type = vars(builtins)["ExceptionGroup"]  # 3.11+, while mypy checks for 3.10
+    group = group_type("many", [ValueError("x"), ConnectionResetError()])
     assert classify(group) is K.TRANSIENT
 
 
@@ -306,7 +317,7 @@ def test_anthropic_reset_timestamps() -> None:
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 20))
     exc = anthropic.RateLimitError(
         "x",
-        response=response(
+        response=a_response(
             429,
             {"anthropic-ratelimit-tokens-remaining": "0", "anthropic-ratelimit-tokens-reset": when},
         ),

@@ -150,7 +150,7 @@ async def test_unreachable_async_redis_is_typed(closed_port: int) -> None:
     with pytest.raises(StoreUnavailableError) as info:
         await client.ping()
     assert "topsecret" not in str(info.value)
-    await client.aclose()
+    await client.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
 
 
 def test_unreachable_postgres_is_typed(closed_port: int) -> None:

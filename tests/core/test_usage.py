@@ -133,7 +133,7 @@ def test_from_langchain_ai_message_and_dict() -> None:
         "input_token_details": {"cache_read": 100, "cache_creation": 200},
         "output_token_details": {"reasoning": 200},
     }
-    message = AIMessage(content="x", usage_metadata=metadata)  # type: ignore[arg-type]
+    message = AIMessage(content="x", usage_metadata=metadata)
     assert Usage.from_any(message) == Usage(350, 240, 100, 200, 200)
     assert Usage.from_any(metadata) == Usage(350, 240, 100, 200, 200)
     # LangChain's llm_output / response_metadata shape

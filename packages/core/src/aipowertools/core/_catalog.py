@@ -169,8 +169,10 @@ class ModelCatalog:
 
     Example:
         >>> catalog = ModelCatalog()
-        >>> [m.id for m in catalog.by_capability("vision", "tools")][:2]
-        ['claude-haiku', 'claude-opus']
+        >>> catalog.get("claude-sonnet").provider
+        'anthropic'
+        >>> "gpt-4o" in {m.id for m in catalog.by_capability("vision", "tools")}
+        True
     """
 
     def __init__(self, model_map: Mapping[str, Any] | None = None, *, curated: bool = True) -> None:

@@ -32,7 +32,18 @@ _BY_STATUS = None  # marker in the tables: decide from the HTTP status code
 # Libraries whose exception classes we recognise by name. A class from any other module is
 # only recognised through its bases (or builtin bases such as TimeoutError).
 _KNOWN_ROOTS = frozenset(
-    {"litellm", "openai", "anthropic", "httpx", "httpcore", "aiohttp", "requests", "urllib3"}
+    {
+        "litellm",
+        "openai",
+        "anthropic",
+        "httpx",
+        "httpcore",
+        "httpx2",  # the anthropic SDK's fork of httpx
+        "httpcore2",
+        "aiohttp",
+        "requests",
+        "urllib3",
+    }
 )
 
 _BY_NAME: dict[str, ErrorKind | None] = {

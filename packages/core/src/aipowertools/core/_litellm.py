@@ -33,7 +33,8 @@ def litellm() -> ModuleType:
 
     Example:
         >>> from aipowertools.core import litellm
-        >>> litellm().model_cost["gpt-4o"]["litellm_provider"]
+        >>> entry = litellm().model_cost["gpt-4o"]
+        >>> entry["litellm_provider"]
         'openai'
     """
     global _module
