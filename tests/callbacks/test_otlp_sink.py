@@ -22,3 +22,27 @@ def test_otlp_sink_exports_log_records() -> None:
     assert record.attributes["tags"] == '{"a":1}'
     assert record.trace_id == span.get_span_context().trace_id
     log.close()
+
+
+def test_otlp_export_failures_are_retried_and_counted() -> None:
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult
+
+    class Flaky(InMemoryLogRecordExporter):
+        fail = True
+
+        def export(self, batch):
+            if self.fail:
+                return LogRecordExportResult.FAILURE
+            return super().export(batch)
+
+    exporter = Flaky()
+    log = StructuredLogger("otlp_flaky", store=None, sinks=[OTLPSink(exporter)])
+    log.info("one")
+    assert not log.flush(0.3)
+    (st,) = log.stats()
+    assert st.failures >= 1
+    assert "FAILURE" in (st.last_error or "")
+    exporter.fail = False
+    assert log.flush(5)
+    assert [r.log_record.body for r in exporter.get_finished_logs()] == ["one"]
+    log.close()

@@ -243,6 +243,7 @@ class OTLPSink(Sink):
                 "OTLPSink needs the OpenTelemetry SDK: pip install 'aipowertools-callbacks[otel]'"
             ) from exc
         self._owns_provider = logger_provider is None
+        self._checked: _CheckedExporter | None = None
         if logger_provider is None:
             if exporter is None:
                 try:
@@ -256,9 +257,12 @@ class OTLPSink(Sink):
                     ) from exc
                 exporter = OTLPLogExporter()
             logger_provider = LoggerProvider()
-            # The pump already batches on its own thread; a simple processor keeps failures
-            # visible to it so it can retry and count drops.
-            logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+            # The pump already batches on its own thread. A simple processor exports at once;
+            # the wrapper notes failures (which the processor swallows) so write() can raise
+            # and the pump retries and counts drops.
+            self._checked = _CheckedExporter(exporter)
+            checked: Any = self._checked  # duck-typed LogRecordExporter
+            logger_provider.add_log_record_processor(SimpleLogRecordProcessor(checked))
         self._provider = logger_provider
         self._logger = logger_provider.get_logger("aipowertools.callbacks")
 
@@ -297,11 +301,44 @@ class OTLPSink(Sink):
             )
             self._logger.emit(record)
         self._provider.force_flush()
+        if self._checked is not None:
+            error = self._checked.take_error()
+            if error is not None:
+                raise ConnectionError(f"OTLP export failed: {error}")
 
     def close(self) -> None:
         """Shut the provider down if this sink created it."""
         if self._owns_provider:
             self._provider.shutdown()
+
+
+class _CheckedExporter:
+    """Forwards to a log exporter and remembers whether an export failed."""
+
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter
+        self._error: str | None = None
+        self._lock = threading.Lock()
+
+    def export(self, batch: Any) -> Any:
+        try:
+            result = self._exporter.export(batch)
+        except Exception as exc:
+            with self._lock:
+                self._error = f"{type(exc).__name__}: {exc}"
+            raise
+        if getattr(result, "name", "SUCCESS") != "SUCCESS":
+            with self._lock:
+                self._error = f"exporter returned {result.name}"
+        return result
+
+    def take_error(self) -> str | None:
+        with self._lock:
+            error, self._error = self._error, None
+        return error
+
+    def __getattr__(self, name: str) -> Any:  # shutdown, force_flush ...
+        return getattr(self._exporter, name)
 
 
 def _is_hex(value: Any, length: int) -> bool:
