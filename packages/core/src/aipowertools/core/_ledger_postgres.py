@@ -64,8 +64,12 @@ class PostgresLedger:
             raise StoreUnavailableError(self.url, str(exc)) from exc
 
     @contextmanager
-    def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
+    def _tx(self, durable: bool = True) -> Iterator[psycopg.Cursor[Any]]:
         with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+            if not durable:
+                # Holds are short-lived: a server crash losing the last one only returns its
+                # budget early, so their commits skip the WAL flush (about 4 ms on a disk).
+                cur.execute("SET LOCAL synchronous_commit = off")
             cur.execute(f"SELECT 1 FROM {self._t}_buckets WHERE key = %s FOR UPDATE", (_LOCK_KEY,))
             yield cur
 
@@ -168,7 +172,7 @@ class PostgresLedger:
                     refused = self._refusal(cur, amount_nanos, checks)
                     if refused is not None:
                         return refused
-        with self._tx() as cur:
+        with self._tx(durable=False) as cur:
             self._sweep(cur, now)
             refused = self._refusal(cur, amount_nanos, checks) if checks else None
             if refused is not None:
@@ -200,15 +204,15 @@ class PostgresLedger:
         return None
 
     def release(self, reservation_id: str) -> bool:
-        with self._tx() as cur:
+        with self._tx(durable=False) as cur:
             return self._drop(cur, reservation_id)
 
     def sweep(self, now: float) -> int:
-        with self._tx() as cur:
+        with self._tx(durable=False) as cur:
             return self._sweep(cur, now)
 
     def buckets(self, keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
-        with self._tx() as cur:
+        with self._tx(durable=False) as cur:
             self._sweep(cur, now)
             cur.execute(
                 f"SELECT key, spent, reserved FROM {self._t}_buckets WHERE key = ANY(%s)",
