@@ -282,3 +282,19 @@ def test_refresh_with_injected_fetcher(catalog: ModelCatalog) -> None:
     new_map = {"claude-sonnet-4-5": {"litellm_provider": "anthropic", "input_cost_per_token": 1e-6}}
     curated.refresh("mem://x", fetcher=lambda url: json.dumps(new_map).encode())
     assert curated.get("claude-sonnet").input_cost_per_token == 1e-6  # aliases rebuilt
+
+
+def test_any_local_model_is_known_and_free() -> None:
+    catalog = ModelCatalog()
+    chat = catalog.get("ollama_chat/llama3")  # the simulator's and litellm's chat route
+    assert chat.local
+    assert chat.input_cost_per_token == chat.output_cost_per_token == 0.0
+    assert chat.context_window == 8192  # from litellm's "ollama/llama3"
+    phi = catalog.get("ollama/phi3:mini")
+    assert phi.local
+    assert phi.context_window is None
+    assert catalog.get("llamacpp/anything").provider == "llamacpp"
+    with pytest.raises(UnknownModelError):
+        catalog.get("ollama/")
+    with pytest.raises(UnknownModelError):
+        catalog.get("openai/not-a-model")

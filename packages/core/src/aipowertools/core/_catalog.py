@@ -247,18 +247,34 @@ class ModelCatalog:
         return True
 
     def _from_map(self, model: str) -> ModelInfo | None:
+        if model == "sample_spec":  # litellm's documentation entry, not a model
+            return None
         model_map = self._model_map()
         entry = model_map.get(model)
-        name = model
-        if not isinstance(entry, Mapping) and "/" in model:
-            # "anthropic/claude-sonnet-4-5" is listed as "claude-sonnet-4-5" by litellm
-            provider, _, bare = model.partition("/")
-            candidate = model_map.get(bare)
-            if isinstance(candidate, Mapping) and candidate.get("litellm_provider") == provider:
-                entry = candidate
-        if not isinstance(entry, Mapping) or model == "sample_spec":
+        if isinstance(entry, Mapping):
+            return info_from_litellm(model, model, entry)
+        provider, slash, bare = model.partition("/")
+        if not slash or not bare:
             return None
-        return info_from_litellm(model, name, entry)
+        # "anthropic/claude-sonnet-4-5" is listed as "claude-sonnet-4-5" by litellm
+        candidate = model_map.get(bare)
+        if isinstance(candidate, Mapping) and candidate.get("litellm_provider") == provider:
+            return info_from_litellm(model, model, candidate)
+        if provider in LOCAL_PROVIDERS:
+            # Local models cost nothing: any "ollama/<name>" is known, at $0. Limits come
+            # from litellm's "ollama/<name>" entry when there is one ("ollama_chat/llama3").
+            listed = model_map.get(f"ollama/{bare}")
+            base = info_from_litellm(model, model, listed) if isinstance(listed, Mapping) else None
+            return ModelInfo(
+                id=model,
+                provider=provider,
+                litellm_model=model,
+                local=True,
+                context_window=base.context_window if base else None,
+                max_output_tokens=base.max_output_tokens if base else None,
+                capabilities=base.capabilities if base else frozenset(),
+            )
+        return None
 
     def _close_matches(self, model: str) -> list[str]:
         names = list(self._registered())

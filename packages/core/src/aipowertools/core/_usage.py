@@ -121,10 +121,15 @@ def _find(obj: Any, depth: int) -> Usage | None:
         return obj
     if obj is None or depth > 4 or isinstance(obj, (str, bytes, int, float)):
         return None
+    usage = _get(obj, "usage")  # most responses: litellm, OpenAI, Anthropic
+    if usage is not None and usage is not obj:
+        found = _find(usage, depth + 1)
+        if found is not None:
+            return found
     direct = _parse(obj)
     if direct is not None:
         return direct
-    for key in ("usage_metadata", "usage", "raw", "additional_kwargs", "response_metadata"):
+    for key in ("usage_metadata", "raw", "additional_kwargs", "response_metadata"):
         inner = _get(obj, key)
         if inner is not None and inner is not obj:
             found = _find(inner, depth + 1)
