@@ -298,3 +298,22 @@ def test_any_local_model_is_known_and_free() -> None:
         catalog.get("ollama/")
     with pytest.raises(UnknownModelError):
         catalog.get("openai/not-a-model")
+
+
+def test_default_catalog_loads_the_file_named_in_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aipowertools.core import _catalog
+
+    path = tmp_path / "models.yaml"
+    path.write_text("models:\n  claude-haiku:\n    quality: 0.11\n")
+    monkeypatch.setenv("AIPOWERTOOLS_CATALOG", str(path))
+    monkeypatch.setattr(_catalog, "_default", None)
+    assert default_catalog().get("claude-haiku").quality == 0.11
+    monkeypatch.setenv("AIPOWERTOOLS_CATALOG", str(tmp_path / "missing.toml"))
+    monkeypatch.setattr(_catalog, "_default", None)
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        default_catalog()
+    monkeypatch.delenv("AIPOWERTOOLS_CATALOG")
+    monkeypatch.setattr(_catalog, "_default", None)
+    assert default_catalog().get("claude-haiku").quality == 0.78

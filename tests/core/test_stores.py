@@ -62,6 +62,7 @@ def test_parse_defaults_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ("sqlite:///tmp/a.db?timeout=5", "sqlite", Path("/tmp/a.db")),
         ("diskcache:///var/cache/x", "diskcache", Path("/var/cache/x")),
         ("sqlite:///C:/data/a.db", "sqlite", Path("C:/data/a.db")),
+        ("sqlite:///:memory:", "sqlite", Path(":memory:")),
         ("memory://", "memory", None),
         ("MEMORY://name", "memory", None),
         ("redis://localhost", "redis", None),

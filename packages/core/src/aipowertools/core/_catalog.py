@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import sys
 import threading
@@ -559,10 +560,18 @@ _default_lock = threading.Lock()
 
 
 def default_catalog() -> ModelCatalog:
-    """The process-wide catalog shared by the router, the cost functions and the tracker."""
+    """The process-wide catalog shared by the router, the cost functions and the tracker.
+
+    On first use, the TOML/YAML file named by ``AIPOWERTOOLS_CATALOG`` (if set) is loaded
+    into it with :meth:`ModelCatalog.load`, so overrides apply everywhere without code.
+    """
     global _default
     if _default is None:
         with _default_lock:
             if _default is None:
-                _default = ModelCatalog()
+                catalog = ModelCatalog()
+                path = os.environ.get("AIPOWERTOOLS_CATALOG", "").strip()
+                if path:
+                    catalog.load(path)
+                _default = catalog
     return _default

@@ -199,6 +199,8 @@ def _scheme_list() -> str:
 
 def _file_path(text: str, rest: str) -> Path:
     location, _, _query = rest.partition("?")
+    if location.strip("/") == ":memory:":  # sqlite:///:memory:, SQLite's in-memory database
+        return Path(":memory:")
     if location.startswith("/"):
         # sqlite:///abs/path and sqlite:////abs/path both mean /abs/path
         location = "/" + location.lstrip("/")
