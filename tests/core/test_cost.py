@@ -3,6 +3,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aipowertools.core import (
     ModelCatalog,
@@ -70,7 +72,8 @@ def test_cost_equals_litellm_completion_cost(alias: str, shape: str) -> None:
     usage = USAGES[shape]
     info = default_catalog().get(alias)
     if info.context_window and usage.input_tokens > info.context_window:
-        pytest.skip("prompt larger than the model's context window")
+        # as long a prompt as the model takes (still past 200k where a tier starts there)
+        usage = Usage(info.context_window - 1_000, 2_000, cached_input_tokens=1_000)
     response = litellm_response(info.litellm_model, usage)
     expected = litellm().completion_cost(completion_response=response, model=info.litellm_model)
     assert Usage.from_any(response) == usage
@@ -202,3 +205,22 @@ def test_model_info_price_per_1k() -> None:
         output_cost_per_token=3e-6,
     )
     assert info.price_per_1k == pytest.approx(0.002)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    alias=st.sampled_from(sorted(CURATED)),
+    data=st.data(),
+)
+def test_cost_matches_litellm_for_any_usage(alias: str, data: st.DataObject) -> None:
+    info = default_catalog().get(alias)
+    limit = info.context_window or 100_000
+    input_tokens = data.draw(st.integers(0, limit), label="input")
+    cached = data.draw(st.integers(0, input_tokens), label="cached")
+    creation = data.draw(st.integers(0, input_tokens - cached), label="creation")
+    output = data.draw(st.integers(0, info.max_output_tokens or 10_000), label="output")
+    reasoning = data.draw(st.integers(0, output), label="reasoning")
+    usage = Usage(input_tokens, output, cached, creation, reasoning)
+    response = litellm_response(info.litellm_model, usage)
+    expected = litellm().completion_cost(completion_response=response, model=info.litellm_model)
+    assert math.isclose(cost(usage, alias), expected, rel_tol=0, abs_tol=1e-9)
