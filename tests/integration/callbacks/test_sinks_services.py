@@ -177,3 +177,39 @@ def test_redis_stream_sink(redis_url) -> None:
     client.delete(stream)
     client.close()
     log.close()
+
+
+def test_langchain_calls_succeed_while_postgres_log_store_is_down(
+    postgres_url, llm_simulator
+) -> None:
+    from langchain_openai import ChatOpenAI
+
+    from aipowertools.callbacks.langchain import LoggingCallbackHandler
+    from aipowertools.testing import SimModel
+
+    parts = urlsplit(postgres_url)
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxy.start()
+    url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    log = StructuredLogger("pg_app", store=PostgresSink(url, table=_table(), connect_timeout=1))
+    llm_simulator.add_model(SimModel("gpt-4o-mini", reply="still answering"))
+    model = ChatOpenAI(
+        model="gpt-4o-mini",
+        base_url=llm_simulator.base_url("openai"),
+        api_key="sk-test-not-a-real-key-000000",
+        max_retries=0,
+    )
+    cfg = {"callbacks": [LoggingCallbackHandler(log)]}
+    assert model.invoke("before", config=cfg).content == "still answering"
+    assert log.flush(5)
+    proxy.stop()
+    for i in range(3):  # the log database is gone; the application does not notice
+        assert model.invoke(f"during {i}", config=cfg).content == "still answering"
+    assert log.stats()[0].pending == 6
+    proxy.start()
+    assert log.flush(15)
+    ends = log.query(event_type="chat_model_end")
+    assert len(ends) == 4
+    assert log.stats()[0].dropped == 0
+    log.close()
+    proxy.stop()
