@@ -329,3 +329,26 @@ def test_shared_default_store_is_one_writer(tmp_path) -> None:
     assert sorted(e["logger"] for e in a.query()) == ["a", "b"]
     assert a._store_pump is b._store_pump
     assert "sqlite" in repr(a)
+
+
+def test_metric_summary() -> None:
+    log = StructuredLogger("metrics", store="memory://")
+    for v in range(1, 101):
+        log.metric("latency", value=v, tags={"model": "a" if v <= 50 else "b"}, unit="ms")
+    log.metric("other", value=1000)
+    s = log.metric_summary("latency")
+    assert (s["count"], s["min"], s["max"], s["sum"]) == (100, 1.0, 100.0, 5050.0)
+    assert s["mean"] == 50.5
+    assert s["p50"] in (50.0, 51.0)
+    assert s["p95"] == 95.0
+    assert log.metric_summary("latency", filters={"tags.model": "a"})["max"] == 50.0
+    assert log.metric_summary("missing") == {
+        "count": 0,
+        "sum": 0.0,
+        "mean": None,
+        "min": None,
+        "max": None,
+        "p50": None,
+        "p95": None,
+    }
+    assert log.query(kind="metric", limit=1)[0]["unit"] == "ms"

@@ -397,6 +397,40 @@ class StructuredLogger:
             limit=limit,
         )
 
+    def metric_summary(
+        self,
+        name: str,
+        start_time: str | float | dt.datetime | dt.date | None = None,
+        end_time: str | float | dt.datetime | dt.date | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> dict[str, float | int | None]:
+        """Aggregate a stored metric: count, sum, mean, min, max, p50 and p95 of its values.
+
+        Arguments are those of :meth:`query` (``filters`` may use ``"tags.<key>"``).
+        """
+        values = sorted(
+            float(e["value"])
+            for e in self.query(name, start_time, end_time, filters, kind="metric")
+            if isinstance(e.get("value"), (int, float))
+        )
+        if not values:
+            return {"count": 0, "sum": 0.0, "mean": None, "min": None, "max": None,
+                    "p50": None, "p95": None}  # fmt: skip
+
+        def rank(q: float) -> float:
+            return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+        total = sum(values)
+        return {
+            "count": len(values),
+            "sum": total,
+            "mean": total / len(values),
+            "min": values[0],
+            "max": values[-1],
+            "p50": rank(0.5),
+            "p95": rank(0.95),
+        }
+
     def verify(self, *, expected_head: str | None = None) -> AuditReport:
         """Check the audit hash chain in the store and name the first bad record.
 
