@@ -89,17 +89,33 @@ def make_accounting(tracker: Any, budget_usd_per_month: float | None) -> Tracker
 
 
 def make_observer(monitor: Any) -> tuple[Observer | None, Any]:
-    """An observer feeding ``monitor`` (a ``ProviderMonitor``); None when there is none."""
-    if monitor is None:
+    """An observer feeding ``monitor`` (a ``ProviderMonitor``; a new one when None).
+
+    ``monitor=False`` turns monitoring off. Cancelled attempts (lost races) are not fed: they
+    say nothing about the deployment's health.
+    """
+    if monitor is False:
         return None, None
+    if monitor is None:
+        from aipowertools.core import ProviderMonitor
+
+        monitor = ProviderMonitor()
     record = monitor.record
 
     def observe(
-        deployment: str, latency_ms: float, ok: bool, output_tokens: int, kind: str | None
+        deployment: str,
+        latency_ms: float,
+        ok: bool,
+        output_tokens: int,
+        kind: str | None,
+        ttft_ms: float | None = None,
     ) -> None:
+        if kind == "cancelled":
+            return
         record(
             deployment,
             latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
             ok=ok,
             output_tokens=output_tokens,
             error_kind=kind,

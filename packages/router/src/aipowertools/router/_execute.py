@@ -57,7 +57,13 @@ class Observer(Protocol):
     """Receives latency and outcome of every attempt (the ProviderMonitor adapter)."""
 
     def __call__(
-        self, deployment: str, latency_ms: float, ok: bool, output_tokens: int, kind: str | None
+        self,
+        deployment: str,
+        latency_ms: float,
+        ok: bool,
+        output_tokens: int,
+        kind: str | None,
+        ttft_ms: float | None = None,
     ) -> None:
         """Take one observation."""
         ...

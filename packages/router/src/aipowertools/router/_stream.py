@@ -168,7 +168,7 @@ class RouteStream:
                 if observer is not None:
                     observer(
                         d.name, record.latency_ms, record.ok, record.output_tokens,
-                        None if record.ok else record.error_kind,
+                        None if record.ok else record.error_kind, self.ttft_ms,
                     )  # fmt: skip
                 if accounting is not None:
                     await accounting.settle(token, record, cand)
