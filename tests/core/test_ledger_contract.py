@@ -198,3 +198,30 @@ def test_sqlite_reopens_after_close_and_keeps_data(tmp_path: object) -> None:
     assert again.get("x") is not None
     assert again.buckets([G_ALL], time.time())[G_ALL][0] == to_nanos(0.5)
     again.close()
+
+
+def test_sqlite_rejects_unknown_filters_and_rolls_back(tmp_path: object) -> None:
+    import sqlite3
+    from pathlib import Path
+
+    from aipowertools.core.errors import ConfigurationError
+
+    b = SQLiteLedger(Path(str(tmp_path)) / "l.db")
+    with pytest.raises(ConfigurationError, match="cannot filter"):
+        list(b.records(Query(filters={"colour": "red"})))
+    assert b.reserve("r", 5, [G_DAY], [], expires_at=T0 + 60, now=T0).ok
+    with pytest.raises(sqlite3.IntegrityError):  # same id twice: the transaction rolls back
+        b.reserve("r", 7, [G_DAY], [], expires_at=T0 + 60, now=T0)
+    assert b.buckets([G_DAY], T0)[G_DAY] == (0, 5)
+    b.close()
+
+
+def test_sqlite_unusable_path_is_a_typed_error(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from aipowertools.core.errors import StoreUnavailableError
+
+    blocker = Path(str(tmp_path)) / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreUnavailableError, match="sqlite:///"):
+        SQLiteLedger(blocker / "ledger.db")

@@ -429,3 +429,46 @@ def test_namespaces_keep_ledgers_apart(tmp_path: Path) -> None:
     b = CostTracker(store=url, namespace="b")
     a.record(model="m", provider="p", cost_usd=1.0)
     assert b.total_usd() == 0.0
+
+
+def test_without_limits_nothing_is_held(tracker: CostTracker) -> None:
+    res = tracker.reserve(5.0, user="ann")
+    assert tracker.reserved_usd() == 0.0
+    assert tracker.remaining_usd() is None
+    assert tracker.settle(res, model="m", provider="p", cost_usd=1.0)
+    assert tracker.get_daily_report().remaining is None
+
+
+async def test_async_without_limits(tracker: CostTracker) -> None:
+    res = await tracker.areserve(5.0)
+    assert await tracker.asettle(res, model="m", provider="p", cost_usd=1.0)
+    async with tracker.track_call(model="m", provider="p") as span:
+        assert span.reservation is None
+        span.record(cost_usd=0.5)
+    assert span.result is not None
+    assert span.result.provider == "p"
+    assert tracker.total_usd() == 1.5
+
+
+def test_a_record_that_cannot_be_built_releases_its_reservation(tracker: CostTracker) -> None:
+    tracker.add_budget(1.0)
+    res = tracker.reserve(0.9)
+    with pytest.raises(ConfigurationError, match="without its usage"):
+        tracker.settle(res, model="m", provider="p")
+    assert tracker.reserved_usd() == 0.0
+    assert tracker.records() == []
+    with (
+        pytest.raises(ConfigurationError, match="without its model"),
+        tracker.track_call(estimate_usd=0.5) as span,
+    ):
+        span.record(cost_usd=0.1)
+    assert tracker.reserved_usd() == 0.0
+
+
+def test_cost_exact_and_naive_datetimes(tracker: CostTracker) -> None:
+    when = dt.datetime(2026, 5, 1, 12, 0)  # naive: UTC
+    tracker.record(model="m", provider="p", cost_usd=0.2, cost_exact=False, ts=when)
+    (r,) = tracker.records(start=dt.datetime(2026, 5, 1), end=dt.datetime(2026, 5, 2))
+    assert not r.cost_exact
+    assert r.ts == dt.datetime(2026, 5, 1, 12, tzinfo=dt.timezone.utc).timestamp()
+    assert tracker.get_daily_report(when).total == 0.2

@@ -506,7 +506,10 @@ class CostTracker(LedgerQueries):
         exact = True
         if cost_usd is None:
             if usage is None:
-                cost_usd = 0.0
+                raise ConfigurationError(
+                    f"cannot price a call to {model!r} without its usage: pass the response, "
+                    "usage=Usage(...) or cost_usd=..."
+                )
             else:
                 from aipowertools.core import cost
 
