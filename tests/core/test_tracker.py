@@ -472,3 +472,52 @@ def test_cost_exact_and_naive_datetimes(tracker: CostTracker) -> None:
     assert not r.cost_exact
     assert r.ts == dt.datetime(2026, 5, 1, 12, tzinfo=dt.timezone.utc).timestamp()
     assert tracker.get_daily_report(when).total == 0.2
+
+
+def test_public_tracker_api_is_locked() -> None:
+    import aipowertools.core as core
+
+    tracker_names = {
+        "BreakdownRow",
+        "BudgetAlert",
+        "BudgetLimit",
+        "CallSpan",
+        "CostTracker",
+        "DailyReport",
+        "LedgerRecord",
+        "MonthlyForecast",
+        "Reservation",
+        "TrendPoint",
+    }
+    assert tracker_names <= set(core.__all__)
+    methods = {n for n in dir(CostTracker) if not n.startswith("_")}
+    assert methods == {
+        "add_budget",
+        "arecord",
+        "arelease",
+        "areserve",
+        "asettle",
+        "breakdown",
+        "close",
+        "cost_per_task",
+        "cost_per_user",
+        "efficiency",
+        "export_csv",
+        "export_json",
+        "forecast_monthly",
+        "get_daily_report",
+        "get_record",
+        "on_alert",
+        "record",
+        "records",
+        "release",
+        "remaining_usd",
+        "reserve",
+        "reserved_usd",
+        "settle",
+        "spent_usd",
+        "sweep_expired",
+        "total_usd",
+        "track_call",
+        "trend",
+    }
