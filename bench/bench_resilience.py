@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 
 WORDS = [
     "alpha",
@@ -113,6 +115,45 @@ async def _worker(args: argparse.Namespace) -> dict[str, float]:
 
         await asyncio.gather(*(one() for _ in range(args.concurrency)))
     return {"ok": ok, "429": limited, "errors": errors, "tokens": tokens_used}
+
+
+_SIM_SERVER = """
+import sys
+from aipowertools.testing import SimModel, Simulator
+name, rpm, tpm, window = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+model = SimModel(name, reply="ok ok ok ok", rpm=rpm, tpm=tpm, rate_window_s=window)
+with Simulator(models=[model]) as sim:
+    print(sim.base_url("openai"), flush=True)
+    sys.stdin.read()  # serve until the parent closes our stdin
+"""
+
+
+@contextlib.contextmanager
+def simulator_process(
+    rpm: int, tpm: int, window: float, name: str = "sim-limited"
+) -> Iterator[str]:
+    """Run the simulator in its own process (a traced or busy parent must not slow it down)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SIM_SERVER, name, str(rpm), str(tpm), str(window)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip()
+        if not base_url:
+            raise RuntimeError("the simulator process did not start")
+        yield base_url
+    finally:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.close()
+        proc.stdout.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
 
 
 def _warm_up(base_url: str) -> None:
@@ -215,17 +256,12 @@ def main() -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _harness import Result, write_results
 
-    from aipowertools.testing import SimModel, Simulator
-
-    model = SimModel(
-        "sim-limited", reply="ok ok ok ok", rpm=args.rpm, tpm=args.tpm, rate_window_s=args.window
-    )
     results = {}
-    with Simulator(models=[model]) as sim:
-        for mode in ("ours", "peer"):
-            sim.reset_stats()
+    for mode in ("ours", "peer"):
+        # a fresh simulator per run: both start from an empty provider window
+        with simulator_process(args.rpm, args.tpm, args.window) as base_url:
             results[mode] = run_load(
-                base_url=sim.base_url("openai"),
+                base_url=base_url,
                 redis_url=args.redis,
                 mode=mode,
                 duration=args.duration,
@@ -236,7 +272,6 @@ def main() -> None:
                 concurrency=args.concurrency,
                 margin=args.margin,
             )
-            time.sleep(args.window * 1.1)  # let the simulator's window drain between runs
     ours, peer = results["ours"], results["peer"]
     note = (
         f"{args.processes} processes x {args.concurrency} tasks, {args.duration:g} s, limit "

@@ -80,7 +80,7 @@ def test_complete_chat_retry_and_token_correction():
     # three attempts reserved 500 each; the successful one was corrected to 7 tokens
     used = limiter.get_stats("m").keys["m"].usage["tokens_per_60s"][0]
     assert used == 1007
-    inner2, llm2 = make()
+    _, llm2 = make()
     assert llm2.chat(MSGS).message.content == "hi"
     assert llm.metadata == inner.metadata
     assert llm.wrapped is inner

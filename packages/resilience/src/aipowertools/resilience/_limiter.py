@@ -311,6 +311,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self.admitted = 0
         self.rejected = 0
+        self._seen: dict[str, None] = {}  # keys used here, oldest first (for get_stats)
 
     # -- configuration -------------------------------------------------------------------
 
@@ -335,6 +336,10 @@ class RateLimiter:
             raise ConfigurationError(f"limiter key must be a non-empty string, got {key!r}")
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
             raise ConfigurationError(f"tokens must be an int >= 0, got {tokens!r}")
+        if key not in self._seen:
+            self._seen[key] = None
+            if len(self._seen) > 10_000:  # bounded: forget the oldest key
+                del self._seen[next(iter(self._seen))]
         limits = self.limits_for(key)
         for limit in limits:
             if limit.unit == "tokens" and tokens > limit.amount:
@@ -418,6 +423,8 @@ class RateLimiter:
                 sched.fast_inflight -= 1
             if decision.admitted and decision.reservation_id:
                 self.admitted += 1
+                if sched.task is None and not len(sched.queue) and not sched.fast_inflight:
+                    self._drop_scheduler(sched)  # nobody waits: keep no state for this key
                 return Reservation(self, key, decision.reservation_id, tokens)
             if timeout is not None and decision.wait > timeout:
                 self.rejected += 1
@@ -590,7 +597,7 @@ class RateLimiter:
             for per_loop in self._schedulers.values():
                 for k, sched in per_loop.items():
                     queues.setdefault(k, []).append(sched.queue)
-        keys = {key} if key is not None else set(queues) | set(self._key_limits)
+        keys = {key} if key is not None else set(queues) | set(self._key_limits) | set(self._seen)
         if not keys:
             keys = {"default"}
         per_key: dict[str, KeyStats] = {}

@@ -229,7 +229,7 @@ class RetryPolicy:
             elapsed=rs.seconds_since_start or 0.0,
             retry_state=rs,
         )
-        logger.warning(
+        logger.info(
             "retrying %s in %.3f s after attempt %d failed: %s (%s)",
             event.function,
             event.sleep,
