@@ -140,6 +140,12 @@ class LedgerContract:
         assert backend.reserve("c", to_nanos(0.1), [G_DAY], checks, optimistic=True, **later).ok
         assert backend.buckets([G_DAY], T0 + 2)[G_DAY] == (0, to_nanos(0.6))
 
+    def test_reading_buckets_drops_expired_holds(self, backend: LedgerBackend) -> None:
+        backend.reserve("gone", to_nanos(0.4), [G_DAY], [], expires_at=T0 + 1, now=T0)
+        assert backend.buckets([G_DAY], T0)[G_DAY] == (0, to_nanos(0.4))
+        assert backend.buckets([G_DAY], T0 + 5)[G_DAY] == (0, 0)
+        assert not backend.release("gone")
+
     def test_threshold_is_reported_once_per_crossing(self, backend: LedgerBackend) -> None:
         th = [Threshold(G_DAY, to_nanos(0.5)), Threshold("user:zed|all", 1)]
         assert backend.write(rec("1", 0.3), thresholds=th).crossed == ()

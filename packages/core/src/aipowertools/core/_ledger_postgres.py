@@ -212,13 +212,16 @@ class PostgresLedger:
             return self._sweep(cur, now)
 
     def buckets(self, keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
-        with self._tx(durable=False) as cur:
-            self._sweep(cur, now)
-            cur.execute(
-                f"SELECT key, spent, reserved FROM {self._t}_buckets WHERE key = ANY(%s)",
-                (list(keys),),
-            )
-            found = {row[0]: (int(row[1]), int(row[2])) for row in cur.fetchall()}
+        t = self._t
+        with self._conn() as conn:
+            oldest = conn.execute(f"SELECT MIN(expires_at) FROM {t}_holds").fetchone()
+        if oldest is not None and oldest[0] is not None and oldest[0] < now:
+            self.sweep(now)  # only then take the lock: readers never queue behind writers
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT key, spent, reserved FROM {t}_buckets WHERE key = ANY(%s)", (list(keys),)
+            ).fetchall()
+        found = {row[0]: (int(row[1]), int(row[2])) for row in rows}
         return {k: found.get(k, (0, 0)) for k in keys}
 
     def aggregate(self, query: Query, by: GroupBy | None) -> list[Aggregate]:

@@ -234,14 +234,26 @@ class SQLiteLedger:
 
     def buckets(self, keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
         out = {k: (0, 0) for k in keys}
-        with self._tx() as conn:
-            self._sweep(conn, now)
-            for k in keys:
-                found = conn.execute(
-                    f"SELECT spent, reserved FROM {self._t}_buckets WHERE key = ?", (k,)
-                ).fetchone()
-                if found:
-                    out[k] = (int(found[0]), int(found[1]))
+        t = self._t
+        # A plain read unless a hold has expired (then sweep it under the write lock first):
+        # remaining_usd() is read often (the router) and must not queue on the lock.
+        with self._lock:
+            conn = self._connect()
+            oldest = conn.execute(f"SELECT MIN(expires_at) FROM {t}_holds").fetchone()[0]
+        if oldest is not None and oldest < now:
+            self.sweep(now)
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN")
+            try:
+                for k in keys:
+                    found = conn.execute(
+                        f"SELECT spent, reserved FROM {t}_buckets WHERE key = ?", (k,)
+                    ).fetchone()
+                    if found:
+                        out[k] = (int(found[0]), int(found[1]))
+            finally:
+                conn.execute("COMMIT")
         return out
 
     def aggregate(self, query: Query, by: GroupBy | None) -> list[Aggregate]:

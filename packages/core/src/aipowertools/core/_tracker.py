@@ -122,6 +122,7 @@ class CostTracker(LedgerQueries):
         on_alert: a callback for budget alerts (more with :meth:`on_alert`).
 
     Example:
+        >>> from aipowertools.core import CostTracker, Usage
         >>> tracker = CostTracker(budget_usd=100.0, alert_threshold_usd=80.0, store="memory://")
         >>> with tracker.track_call(task_name="summarize", model="gpt-4o-mini") as span:
         ...     span.record(Usage(input_tokens=1200, output_tokens=300))  # or a response
