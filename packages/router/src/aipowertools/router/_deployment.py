@@ -198,7 +198,7 @@ def resolve(deployment: Deployment, catalog: Any = None) -> Deployment:
     changes: dict[str, Any] = {}
 
     def fill(field_name: str, *info_names: str, default: Any = None) -> None:
-        if getattr(deployment, field_name) is not None:
+        if getattr(deployment, field_name) is not None or field_name in changes:
             return
         value = _attr(info, *info_names) if info is not None else None
         if value is None:
@@ -211,6 +211,15 @@ def resolve(deployment: Deployment, catalog: Any = None) -> Deployment:
     fill("output_cost_per_token", "output_cost_per_token", default=free)
     fill("context_window", "context_window", "max_input_tokens", "max_tokens", default=8192)
     fill("max_output_tokens", "max_output_tokens", "max_tokens", default=4096)
+    supports = getattr(info, "supports", None)
+    if callable(supports):  # core ModelInfo: capabilities behind supports(feature)
+        for field_name, feature in (
+            ("supports_tools", "tools"),
+            ("supports_vision", "vision"),
+            ("supports_json", "json"),
+        ):
+            if getattr(deployment, field_name) is None:
+                changes[field_name] = bool(supports(feature))
     fill("supports_tools", "supports_tools", "supports_function_calling", default=False)
     fill("supports_vision", "supports_vision", default=False)
     fill("supports_json", "supports_json", "supports_response_schema", default=False)
