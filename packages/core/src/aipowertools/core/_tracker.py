@@ -24,11 +24,13 @@ from aipowertools.core._ledger import (
     from_nanos,
     to_nanos,
 )
+from aipowertools.core._ledger_memory import MemoryLedger
 from aipowertools.core._reports import LedgerQueries, TimeLike, to_ts
 from aipowertools.core._span import CallSpan
 
 if TYPE_CHECKING:
     from aipowertools.core._usage import Usage
+    from aipowertools.core.stores import StoreURL
 
 logger = logging.getLogger("aipowertools.core")
 T = TypeVar("T")
@@ -41,33 +43,51 @@ def _backoff(attempt: int) -> float:
     return min(_MAX_DELAY_S, _FIRST_DELAY_S * 1.5**attempt) * random.uniform(0.5, 1.5)
 
 
+def _memory(url: StoreURL, namespace: str) -> LedgerBackend:
+    return MemoryLedger()
+
+
+def _sqlite(url: StoreURL, namespace: str) -> LedgerBackend:
+    from aipowertools.core._ledger_sqlite import SQLiteLedger
+
+    assert url.path is not None  # parse_store_url always gives sqlite URLs a path
+    return SQLiteLedger(url.path, namespace)
+
+
+def _redis(url: StoreURL, namespace: str) -> LedgerBackend:
+    from aipowertools.core._ledger_redis import RedisLedger
+
+    return RedisLedger(url.raw, namespace)
+
+
+def _postgres(url: StoreURL, namespace: str) -> LedgerBackend:
+    from aipowertools.core._ledger_postgres import PostgresLedger
+
+    return PostgresLedger(url.raw, namespace)
+
+
+# Backends are imported on first use: redis-py and psycopg only when asked for.
+_BACKENDS: dict[str, Callable[[StoreURL, str], LedgerBackend]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "redis": _redis,
+    "postgresql": _postgres,
+}
+
+
 def open_backend(store: str | None, namespace: str) -> LedgerBackend:
     """Open the ledger backend a store URL names (``None``: env, then the SQLite default)."""
     from aipowertools.core.stores import data_dir, parse_store_url
 
     url = parse_store_url(store, default=f"sqlite:///{data_dir() / 'ledger.db'}")
-    if url.scheme == "memory":
-        from aipowertools.core._ledger_memory import MemoryLedger
-
-        return MemoryLedger()
-    if url.scheme == "sqlite":
-        from aipowertools.core._ledger_sqlite import SQLiteLedger
-
-        assert url.path is not None  # parse_store_url always gives sqlite URLs a path
-        return SQLiteLedger(url.path, namespace)
-    if url.scheme == "redis":
-        from aipowertools.core._ledger_redis import RedisLedger
-
-        return RedisLedger(url.raw, namespace)
-    if url.scheme == "postgresql":
-        from aipowertools.core._ledger_postgres import PostgresLedger
-
-        return PostgresLedger(url.raw, namespace)
-    raise StoreURLError(
-        url.raw,
-        f"the cost ledger cannot live in a {url.scheme!r} store; use memory://, sqlite:///path, "
-        "redis://... or postgresql://...",
-    )
+    opener = _BACKENDS.get(url.scheme)
+    if opener is None:
+        raise StoreURLError(
+            url.raw,
+            f"the cost ledger cannot live in a {url.scheme!r} store; use memory://, "
+            "sqlite:///path, redis://... or postgresql://...",
+        )
+    return opener(url, namespace)
 
 
 def _meta(response: object) -> tuple[str | None, str | None]:
@@ -162,7 +182,8 @@ class CostTracker(LedgerQueries):
         self.reserve_wait_s = reserve_wait_s
         self.namespace = check_namespace(namespace)
         self._backend = open_backend(store, self.namespace)
-        self._inline = type(self._backend).__name__ == "MemoryLedger"
+        # The in-memory backend never blocks: no thread hop for it in async code.
+        self._inline = isinstance(self._backend, MemoryLedger)
         self._gate = threading.Lock()
         self._async_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
