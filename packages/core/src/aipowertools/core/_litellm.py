@@ -26,7 +26,8 @@ def litellm() -> ModuleType:
     Sets ``LITELLM_LOCAL_MODEL_COST_MAP=True`` (unless the user set it already) before the
     import, so that litellm reads its bundled price map instead of fetching one, and
     ``litellm.disable_hf_tokenizer_download = True`` after it, so that token counting never
-    reaches for the network. Safe to call from many threads; configuration happens once.
+    reaches for the network, and ``litellm.suppress_debug_info = True``, so that errors we
+    classify and handle do not print litellm's "Give Feedback / Get Help" banner. Safe to call from many threads; configuration happens once.
 
     Returns:
         The imported ``litellm`` module.
@@ -47,5 +48,6 @@ def litellm() -> ModuleType:
             import litellm as imported
 
             imported.disable_hf_tokenizer_download = True
+            imported.suppress_debug_info = True
             _module = imported
         return _module
