@@ -64,13 +64,17 @@ def correlation_id() -> str:
     return current
 
 
+_trace: Any = None
+
+
 def trace_ids() -> tuple[str | None, str | None]:
     """Return ``(trace_id, span_id)`` of the current OpenTelemetry span, as hex, if any."""
-    try:
+    global _trace
+    if _trace is None:
         from opentelemetry import trace
-    except ImportError:  # pragma: no cover - opentelemetry-api is a dependency
-        return None, None
-    ctx = trace.get_current_span().get_span_context()
+
+        _trace = trace
+    ctx = _trace.get_current_span().get_span_context()
     if not ctx.is_valid:
         return None, None
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")

@@ -78,10 +78,12 @@ class Pump:
             if len(self._buffer) >= self._max_buffer:
                 self._dropped += 1
                 return
+            was_empty = not self._buffer
             self._buffer.append(event)
             if self._thread is None:
                 self._start()
-            self._cond.notify()
+            if was_empty:  # the writer only ever waits on an empty buffer
+                self._cond.notify()
 
     def _start(self) -> None:
         self._thread = threading.Thread(

@@ -46,6 +46,8 @@ _TRIGGERS = (
     "hf_", "gsk_", "xai-", "xox", "eyj", "key", "secret", "passw",
 )  # fmt: skip
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+
 # Credentials inside URLs: scheme://user:password@host -> keep user, drop password.
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s/]+(?=@)")
 
@@ -104,6 +106,7 @@ class Redactor:
         self._url = _URL_PASSWORD if defaults else None
         self._keys = frozenset(k.lower() for k in keys) | (_SENSITIVE_KEYS if defaults else set())
         self._key_cache: dict[str, bool] = {}
+        self._text_cache: dict[str, str] = {}
 
     def is_sensitive_key(self, key: str) -> bool:
         """Whether values stored under ``key`` are always replaced whole."""
@@ -117,6 +120,21 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """Return ``text`` with every secret-looking substring replaced."""
+        if len(text) > 128:
+            return self._redact_text(text)
+        if self._custom is None and _UUID.match(text):
+            return text  # run and span ids: nothing secret can look like this
+        # Short strings (names, models, event types) repeat a lot: remember their result.
+        cache = self._text_cache
+        hit = cache.get(text)
+        if hit is None:
+            hit = self._redact_text(text)
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[text] = hit
+        return hit
+
+    def _redact_text(self, text: str) -> str:
         if self._builtin is not None and len(text) >= 8:
             if self._url is not None and "://" in text:
                 text = self._url.sub(r"\g<head>" + REDACTED, text)
@@ -131,15 +149,25 @@ class Redactor:
 
     def redact(self, value: Any) -> Any:
         """Return a redacted, JSON-friendly copy of ``value`` (dicts, lists, exceptions ...)."""
+        kind = type(value)
+        if kind is str:
+            return self.redact_text(value)
+        if value is None or kind in (bool, int, float):
+            return value
+        if kind is dict or isinstance(value, Mapping):
+            out = {}
+            known = self._key_cache
+            for k, v in value.items():
+                key = k if type(k) is str else str(k)
+                sensitive = known.get(key)
+                if sensitive is None:
+                    sensitive = self.is_sensitive_key(key)
+                out[key] = REDACTED if sensitive else self.redact(v)
+            return out
         if isinstance(value, str):
             return self.redact_text(value)
-        if value is None or isinstance(value, (bool, int, float)):
+        if isinstance(value, (bool, int, float)):
             return value
-        if isinstance(value, Mapping):
-            return {
-                str(k): (REDACTED if self.is_sensitive_key(str(k)) else self.redact(v))
-                for k, v in value.items()
-            }
         if isinstance(value, (list, tuple, set, frozenset)):
             return [self.redact(v) for v in value]
         if isinstance(value, BaseException):
