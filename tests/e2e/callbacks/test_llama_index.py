@@ -154,7 +154,12 @@ def test_legacy_callback_manager(llm_simulator) -> None:
 def test_errors_are_logged_and_span_marked(llm_simulator, tracker, instrumented) -> None:
     from llama_index.core.llms import ChatMessage
 
+    from aipowertools.callbacks.llama_index import instrument
+    from aipowertools.core import ProviderMonitor
+
     log, exporter = instrumented
+    monitor = ProviderMonitor()
+    extra = instrument(monitor=monitor, spans=False)
     llm_simulator.add_model(SimModel("gpt-4o-mini", reply="x"))
     llm_simulator.fail_next("gpt-4o-mini", 1)
     with pytest.raises(Exception):  # noqa: B017 - the provider's own error type
@@ -163,3 +168,9 @@ def test_errors_are_logged_and_span_marked(llm_simulator, tracker, instrumented)
     assert log.query(event_type="chat_model_error")
     errored = [s for s in exporter.get_finished_spans() if s.status.status_code.name == "ERROR"]
     assert errored
+    _llm(llm_simulator).chat([ChatMessage(role="user", content="fine now")])
+    extra.uninstrument()
+    (name,) = monitor.deployments()
+    stats = monitor.stats(name)
+    assert (stats.requests, stats.errors) == (2, 1)
+    monitor.close()

@@ -150,8 +150,10 @@ class _Core:
         session: str | None,
         task: str | None,
         tags: tuple[str, ...],
+        monitor: Any = None,
     ) -> None:
         self.tracker = tracker
+        self.monitor = monitor
         self.logger = logger
         self.tracer = get_tracer(tracer_provider) if spans else None
         self.user, self.session, self.task, self.tags = user, session, task, tags
@@ -254,6 +256,20 @@ class _Core:
                 )
             except Exception:
                 _log.warning("could not record LlamaIndex run %s", key, exc_info=True)
+        if self.monitor is not None:
+            try:
+                self.monitor.record(
+                    f"{state.provider or 'unknown'}/{response_model or state.model}",
+                    latency_ms=state.duration_ms(),
+                    ttft_ms=state.ttft_ms(),
+                    ok=True,
+                    output_tokens=usage.output_tokens,
+                    input_tokens=usage.input_tokens,
+                    provider=state.provider,
+                    model=response_model or state.model,
+                )
+            except Exception:
+                _log.warning("could not feed the provider monitor", exc_info=True)
         if self.logger is not None:
             ttft = state.ttft_ms()
             fields: dict[str, Any] = {
@@ -291,6 +307,20 @@ class _Core:
         if state is None:
             return
         exc = error if isinstance(error, BaseException) else RuntimeError(error)
+        if self.monitor is not None:
+            try:
+                from aipowertools.core.errors import classify
+
+                self.monitor.record(
+                    f"{state.provider or 'unknown'}/{state.model}",
+                    latency_ms=state.duration_ms(),
+                    ok=False,
+                    error_kind=classify(exc),
+                    provider=state.provider,
+                    model=state.model,
+                )
+            except Exception:
+                _log.warning("could not feed the provider monitor", exc_info=True)
         if self.logger is not None:
             event = "chat_model_error" if state.kind == "chat_model" else "llm_error"
             log_event(
@@ -500,6 +530,7 @@ def instrument(
     session: str | None = None,
     task: str | None = None,
     tags: tuple[str, ...] = (),
+    monitor: Any = None,
     dispatcher: Any = None,
 ) -> Instrumentation:
     """Record cost, events and spans for every LlamaIndex call, in one line.
@@ -514,12 +545,13 @@ def instrument(
         session: Session recorded with each call.
         task: Task recorded with each call.
         tags: Tags recorded with each call.
+        monitor: ``ProviderMonitor`` fed with each call's latency, TTFT and outcome.
         dispatcher: Dispatcher to attach to (the root dispatcher by default).
 
     Returns:
         A handle whose ``uninstrument()`` removes the handlers.
     """
-    core = _Core(tracker, logger, tracer_provider, spans, user, session, task, tuple(tags))
+    core = _Core(tracker, logger, tracer_provider, spans, user, session, task, tuple(tags), monitor)
     d = dispatcher or get_dispatcher()
     events = ObservabilityEventHandler(core)
     span_handler = ObservabilitySpanHandler(core)
