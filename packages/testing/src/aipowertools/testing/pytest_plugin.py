@@ -5,6 +5,9 @@ Registered through the ``pytest11`` entry point, so installing the distribution 
 Fixtures:
     redis_url: URL of an empty Redis database owned by this test session.
     postgres_url: URL of a fresh PostgreSQL database, dropped at the end of the session.
+    llm_simulator: A running :class:`~aipowertools.testing.Simulator` for one test (no models
+        configured; unknown model names answer with the default reply). Add models with
+        ``llm_simulator.add_model(SimModel(...))``. Works in sync and async tests.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from contextlib import AbstractContextManager
 
 import pytest
 
+from aipowertools.testing._server import Simulator
 from aipowertools.testing._services import (
     ServiceUnavailable,
     fresh_postgres_db,
@@ -50,3 +54,16 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of a fresh PostgreSQL database for this test session, dropped afterwards."""
     yield from _service(request, fresh_postgres_db)
+
+
+@pytest.fixture
+def llm_simulator() -> Iterator[Simulator]:
+    """A running provider simulator for this test, stopped afterwards.
+
+    Example:
+        >>> def test_reply(llm_simulator):  # doctest: +SKIP
+        ...     llm_simulator.add_model(SimModel("gpt-4o-mini", reply="hi"))
+        ...     url = llm_simulator.base_url("openai")
+    """
+    with Simulator() as sim:
+        yield sim
