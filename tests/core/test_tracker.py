@@ -362,6 +362,9 @@ def test_breakdowns_efficiency_trend(tracker: CostTracker) -> None:
         tracker.breakdown("colour")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="days"):
         tracker.trend(days=0)
+    tracker.record(model="openai/x", cost_usd=0.5, tags=("proj", "beta"), ts=now)
+    assert tracker.cost_per_tag() == {"proj": 15.5, "beta": 0.5}
+    assert tracker.cost_per_tag(start=now + 1) == {}
 
 
 def test_exports(tracker: CostTracker, tmp_path: Path) -> None:
@@ -499,6 +502,7 @@ def test_public_tracker_api_is_locked() -> None:
         "asettle",
         "breakdown",
         "close",
+        "cost_per_tag",
         "cost_per_task",
         "cost_per_user",
         "efficiency",

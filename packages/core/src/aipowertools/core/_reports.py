@@ -251,6 +251,14 @@ class LedgerQueries:
         """USD per user in ``[start, end)`` (``"-"``: calls without a user)."""
         return as_dict(self.breakdown("user", start, end))
 
+    def cost_per_tag(self, start: TimeLike = None, end: TimeLike = None) -> dict[str, float]:
+        """USD per project tag in ``[start, end)``; a call with several tags counts in each."""
+        out: dict[str, float] = {}
+        for record in self._backend.records(self._query(start, end, {})):
+            for tag in record.tags:
+                out[tag] = out.get(tag, 0.0) + record.cost_usd
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
     def efficiency(
         self, by: GroupBy = "model", start: TimeLike = None, end: TimeLike = None
     ) -> dict[str, float | None]:
