@@ -28,7 +28,6 @@ import diskcache
 from aipowertools.sessions._backend import ABSENT, Versioned, conflict, poll_lock
 from aipowertools.sessions._errors import SessionIntegrityError
 
-_FIRST = 500000000000000  # the index diskcache gives the first pushed item
 _HEADER = 8
 
 
@@ -133,17 +132,12 @@ class DiskCacheBackend:
         prefix = f"l/{ns}/{sid}/{key}/"
         tag = f"{ns}/{sid}"
         if len(items) == 1:
-            last = self._data.push(items[0], prefix=prefix, tag=tag, retry=True)
-            return _num(last) - self._first(prefix) + 1
-        with self._data.transact(retry=True):
-            for item in items:
-                last = self._data.push(item, prefix=prefix, tag=tag)
-            first = self._first(prefix)
-        return _num(last) - first + 1
-
-    def _first(self, prefix: str) -> int:
-        front = self._data.peek(prefix=prefix, side="front", default=None, retry=True)
-        return _FIRST if front is None else _num(front[0])
+            self._data.push(items[0], prefix=prefix, tag=tag, retry=True)
+        else:
+            with self._data.transact(retry=True):
+                for item in items:
+                    self._data.push(item, prefix=prefix, tag=tag)
+        return -1  # the length costs two more lookups; the Session asks when it needs it
 
     def length(self, ns: str, sid: str, key: str) -> int:
         if self._expired(ns, sid):

@@ -8,8 +8,9 @@ Keys share one hash tag so a session lives on one cluster slot::
     {prefix}:{ns/sid}:m        marker carrying the session TTL (every key gets the same PTTL)
     {prefix}:idx:{ns}          sorted set: sid -> expiry (inf when none), for listing
 
-Writes are Lua scripts: one round trip, atomic, and they copy the session TTL onto any key they
-create, so an idle session disappears as a whole.
+An append is one RPUSH (O(1), atomic); the call that creates a list also names it in the
+session's list set and copies the session TTL onto it, so an idle session expires as a whole.
+Value writes are Lua scripts (compare-and-set in one round trip).
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from typing import Any
 from aipowertools.sessions._backend import Versioned, conflict
 from aipowertools.sessions._errors import SessionLockError
 
-_APPEND = """
-local n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+# Run after an RPUSH that created a list: name it in the session's list set and give it the
+# session's TTL. (A plain RPUSH is ~25 us cheaper than a script, and creation is rare.)
+_REGISTER = """
 redis.call('SADD', KEYS[2], ARGV[1])
 local t = redis.call('PTTL', KEYS[3])
 if t > 0 then
   redis.call('PEXPIRE', KEYS[1], t)
   redis.call('PEXPIRE', KEYS[2], t)
 end
-return n
+return 1
 """
 
 _SET = """
@@ -77,7 +79,7 @@ redis.call('LTRIM', KEYS[1], gone, -1)
 return gone
 """
 
-_MAX_ARGS = 4000  # Lua unpack() limit is ~8000 values; stay well below it
+_MAX_ARGS = 4000  # items per RPUSH command in a huge batch
 
 
 class RedisBackend:
@@ -91,7 +93,7 @@ class RedisBackend:
         self._r = client
         self.url = url
         self._prefix = prefix
-        self._append = self._r.register_script(_APPEND)
+        self._register = self._r.register_script(_REGISTER)
         self._set = self._r.register_script(_SET)
         self._touch = self._r.register_script(_TOUCH)
         self._drop = self._r.register_script(_DROP)
@@ -137,12 +139,15 @@ class RedisBackend:
         base = self._base(ns, sid)
         keys = [base + "l:" + key, base + "k", base + "m"]
         if len(items) <= _MAX_ARGS:
-            return int(self._append(keys=keys, args=[key, *items]))
-        # Larger batches: one MULTI/EXEC so the items still land contiguously, in one round trip.
-        with self._r.pipeline(transaction=True) as pipe:
-            for i in range(0, len(items), _MAX_ARGS):
-                self._append(keys=keys, args=[key, *items[i : i + _MAX_ARGS]], client=pipe)
-            return int(pipe.execute()[-1])
+            length = int(self._r.rpush(keys[0], *items))
+        else:  # one MULTI/EXEC so a huge batch still lands contiguously, in one round trip
+            with self._r.pipeline(transaction=True) as pipe:
+                for i in range(0, len(items), _MAX_ARGS):
+                    pipe.rpush(keys[0], *items[i : i + _MAX_ARGS])
+                length = int(pipe.execute()[-1])
+        if length == len(items):  # this call created the list
+            self._register(keys=keys, args=[key])
+        return length
 
     def length(self, ns: str, sid: str, key: str) -> int:
         return int(self._r.llen(self._base(ns, sid) + "l:" + key))

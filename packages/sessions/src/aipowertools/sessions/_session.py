@@ -93,6 +93,7 @@ class Session:
         self.codec = codec or Codec()
         self.lock_timeout = lock_timeout
         self._touched: float | None = None
+        self._checked: set[str] = set()
         self._pending: list[tuple[str, str, Any, Any]] = []  # (op, key, value, extra)
 
     def __repr__(self) -> str:
@@ -102,6 +103,12 @@ class Session:
         )
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _key(self, key: str) -> None:
+        if key not in self._checked:
+            check_name(key, "key")
+            if len(self._checked) < 1024:
+                self._checked.add(key)
 
     def _encode(self, key: str, value: Any) -> bytes:
         data = self.codec.encode(value)
@@ -158,7 +165,7 @@ class Session:
         Raises:
             SessionConflictError: another writer changed ``key`` since ``expected_version``.
         """
-        check_name(key, "key")
+        self._key(key)
         data = self._encode(key, value)
         if not self.auto_save:
             self._pending.append(("set", key, value, (data, expected_version)))
@@ -167,7 +174,7 @@ class Session:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value or the complete list stored under ``key``, else ``default``."""
-        check_name(key, "key")
+        self._key(key)
         value = self._stored(key)
         value = self._overlay(key, value)
         return default if value is _MISSING else value
@@ -198,7 +205,7 @@ class Session:
 
         Use the version with ``set(..., expected_version=version)`` for compare-and-set.
         """
-        check_name(key, "key")
+        self._key(key)
         found = self.backend.get(self.namespace, self.session_id, key)
         if found is None:
             return None, ABSENT
@@ -214,7 +221,7 @@ class Session:
         Raises:
             SessionConflictError: still conflicting after ``retries`` attempts.
         """
-        check_name(key, "key")
+        self._key(key)
         for _ in range(retries):
             current, version = self.get_versioned(key)
             new = fn(default if version == ABSENT else current)
@@ -227,7 +234,7 @@ class Session:
 
     def delete(self, key: str) -> None:
         """Remove the value or list stored under ``key`` (no error if there is none)."""
-        check_name(key, "key")
+        self._key(key)
         if not self.auto_save:
             self._pending.append(("delete", key, None, None))
             return
@@ -267,7 +274,7 @@ class Session:
 
     def extend(self, key: str, values: Iterable[Any]) -> None:
         """Append several values in one atomic round trip, keeping their order."""
-        check_name(key, "key")
+        self._key(key)
         values = list(values)
         if not values:
             return
@@ -279,7 +286,7 @@ class Session:
 
     def length(self, key: str) -> int:
         """Number of stored items in the list ``key`` (pending appends not included)."""
-        check_name(key, "key")
+        self._key(key)
         return self.backend.length(self.namespace, self.session_id, key)
 
     def items(self, key: str, start: int = 0, stop: int | None = None) -> list[Any]:
@@ -288,7 +295,7 @@ class Session:
         Negative indices count from the end, as in Python slices: ``items(key, -20)`` is the
         20 newest items.
         """
-        check_name(key, "key")
+        self._key(key)
         ns, sid = self.namespace, self.session_id
         if start < 0 or (stop is not None and stop < 0):
             n = self.backend.length(ns, sid, key)

@@ -46,8 +46,15 @@ class _Sessions:
         self.options = options
         self.backend = Session("probe", store=store, **options).backend
 
+        self._open: dict[str, Session] = {}
+
     def __call__(self, key: str) -> Session:
-        return Session(key, store=self.backend, **self.options)
+        session = self._open.get(key)
+        if session is None:
+            if len(self._open) >= 1024:
+                self._open.clear()
+            session = self._open[key] = Session(key, store=self.backend, **self.options)
+        return session
 
 
 class SessionChatStore(BaseChatStore):

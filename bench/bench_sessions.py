@@ -1,0 +1,562 @@
+"""Sessions: append latency per backend, flatness with length, loss under 8 writers, vs peers.
+
+Run: ``python bench/bench_sessions.py`` (Redis and PostgreSQL on 127.0.0.1, moto's S3 server
+started in-process). Peers are measured in the same run when installed (``uv sync --group
+bench``): LlamaIndex ``RedisChatStore``, langchain-postgres ``PostgresChatMessageHistory``,
+langchain-community ``FileChatMessageHistory``, langchain-redis ``RedisChatMessageHistory``
+(needs the RediSearch module) and a bare ``diskcache.Deque`` as the embedded floor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+from _harness import Result, percentile, write_results
+
+REDIS_URL = os.environ.get("AIPOWERTOOLS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN_URL = os.environ.get(
+    "AIPOWERTOOLS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+WRITERS, PER_WRITER = 8, 200
+S3_PER_WRITER = 200  # the full acceptance load; moto (~100 PUT/s here) makes it the slowest
+ROUNDS, PER_ROUND = 5, 100
+
+
+def _message(i: int) -> Any:
+    from langchain_core.messages import HumanMessage
+
+    return HumanMessage(f"message {i}: " + "lorem ipsum " * 8)
+
+
+def _chat(i: int) -> Any:
+    from llama_index.core.llms import ChatMessage
+
+    return ChatMessage(role="user", content=f"message {i}: " + "lorem ipsum " * 8)
+
+
+def _timed(op: Callable[[int], object], n: int, offset: int = 0) -> list[float]:
+    out = []
+    for i in range(n):
+        start = time.perf_counter()
+        op(offset + i)
+        out.append((time.perf_counter() - start) * 1e3)
+    return out
+
+
+def _interleaved(
+    ops: dict[str, Callable[[int], object]], rounds: int = ROUNDS, per_round: int = PER_ROUND
+) -> dict[str, list[float]]:
+    """Per-op milliseconds of each op, measured in alternating rounds (fair under noise)."""
+    samples: dict[str, list[float]] = {name: [] for name in ops}
+    for r in range(rounds):
+        for name, op in ops.items():
+            samples[name] += _timed(op, per_round, r * per_round)
+    return samples
+
+
+def _chunks(values: list[float], per_round: int = PER_ROUND) -> list[float]:
+    return [statistics.median(values[i : i + per_round]) for i in range(0, len(values), per_round)]
+
+
+# -- services -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _postgres() -> Iterator[str | None]:
+    try:
+        import psycopg
+
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:
+        print(f"PostgreSQL not available ({exc}); skipping it")
+        yield None
+        return
+    name = f"aipt_bench_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        from aipowertools.core import stores
+
+        with contextlib.suppress(Exception):
+            stores._close_all()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextlib.contextmanager
+def _s3() -> Iterator[str | None]:
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        yield None
+        return
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="aipt-bench")
+    try:
+        yield f"s3://aipt-bench/b?endpoint_url={endpoint}&region=us-east-1"
+    finally:
+        server.stop()
+
+
+def _redis_ok() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
+    except Exception:
+        return False
+
+
+# -- writers for the loss test (this script re-run with --writer) ------------------------------
+
+
+def _writer(kind: str, target: str, sid: str, writer: int, count: int) -> None:
+    if kind == "ours":
+        from aipowertools.sessions.langchain import SessionChatMessageHistory
+
+        ours = SessionChatMessageHistory(sid, store=target, namespace="bench")
+        for i in range(count):
+            ours.add_message(_message(writer * 10_000 + i))
+    elif kind == "file":
+        from langchain_community.chat_message_histories import FileChatMessageHistory
+
+        for i in range(count):
+            with contextlib.suppress(Exception):  # it raises on a half-written file
+                FileChatMessageHistory(target).add_message(_message(writer * 10_000 + i))
+    elif kind == "llama-redis":
+        from llama_index.storage.chat_store.redis import RedisChatStore
+
+        store = RedisChatStore(redis_url=target)
+        for i in range(count):
+            store.add_message(sid, _chat(writer * 10_000 + i))
+    elif kind == "langchain-postgres":
+        import psycopg
+        from langchain_postgres import PostgresChatMessageHistory
+
+        conn = psycopg.connect(target, autocommit=True)
+        history = PostgresChatMessageHistory("peer_history", sid, sync_connection=conn)
+        for i in range(count):
+            history.add_message(_message(writer * 10_000 + i))
+
+
+def _preimport() -> None:
+    """Import every writer's modules once, so forked writers start instantly."""
+    import importlib
+
+    for name in (
+        "langchain_core.messages",
+        "aipowertools.sessions.langchain",
+        "aipowertools.sessions._diskcache",
+        "aipowertools.sessions._redis",
+        "aipowertools.sessions._postgres",
+        "aipowertools.sessions._s3",
+        "boto3",
+        "psycopg",
+        "langchain_community.chat_message_histories",
+        "llama_index.storage.chat_store.redis",
+        "langchain_postgres",
+    ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def _run_writers(kind: str, target: str, sid: str, per_writer: int) -> float:
+    # fork: the writers share the parent's imports (start-up would otherwise dominate); the
+    # parent opens no store connection before this phase, so none is shared with a child.
+    ctx = multiprocessing.get_context("fork")
+    start = time.perf_counter()
+    procs = [
+        ctx.Process(target=_writer, args=(kind, target, sid, w, per_writer)) for w in range(WRITERS)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    return time.perf_counter() - start
+
+
+def _loss(
+    kind: str, target: str, per_writer: int, count: Callable[[str], int]
+) -> tuple[int, float]:
+    sid = str(uuid.uuid4())
+    seconds = _run_writers(kind, target, sid, per_writer)
+    return WRITERS * per_writer - count(sid), seconds
+
+
+# -- measurements ---------------------------------------------------------------------------------
+
+
+def _ours(url: str) -> Any:
+    from aipowertools.sessions.langchain import SessionChatMessageHistory
+
+    return SessionChatMessageHistory(f"b-{uuid.uuid4().hex[:12]}", store=url, namespace="bench")
+
+
+def _flatness(
+    url: str,
+    results: list[Result],
+    label: str,
+    peer: tuple[str, float] | None,
+    per_round: int = 100,
+) -> None:
+    small, big = _ours(url), _ours(url)
+    small.add_messages([_message(i) for i in range(10)])
+    for start in range(0, 10_000, 1_000):
+        big.add_messages([_message(i) for i in range(start, start + 1_000)])
+    samples = _interleaved(
+        {
+            "10": lambda i: small.add_message(_message(i)),
+            "10k": lambda i: big.add_message(_message(i)),
+        },
+        ROUNDS,
+        per_round,
+    )
+    ratio = statistics.median(samples["10k"]) / statistics.median(samples["10"])
+    results.append(
+        Result(
+            f"append at 10,000 vs at 10 [{label}]",
+            "x",
+            ratio,
+            peer=peer[0] if peer else None,
+            peer_median=peer[1] if peer else None,
+            target="<= 1.2",
+        )
+    )
+    big.clear()
+    small.clear()
+
+
+def bench_diskcache(results: list[Result], tmp: Path) -> None:
+    import diskcache
+
+    from aipowertools.sessions import Session
+
+    url = f"diskcache://{tmp / 'sessions'}"
+    session = Session("floor", store=url)
+    deque = diskcache.Deque(directory=str(tmp / "deque"))
+    payload = {"role": "user", "content": "lorem ipsum " * 8}
+    history = _ours(url)
+    ops: dict[str, Callable[[int], object]] = {
+        "session": lambda i: session.append("h", payload),
+        "deque": lambda i: deque.append(payload),
+        "history": lambda i: history.add_message(_message(i)),
+    }
+    file_path = tmp / "file_history.json"
+    try:
+        from langchain_community.chat_message_histories import FileChatMessageHistory
+
+        file_history = FileChatMessageHistory(str(file_path))
+        ops["file"] = lambda i: file_history.add_message(_message(i))
+    except ImportError:
+        pass
+    s = _interleaved(ops)
+    results.append(
+        Result(
+            "Session.append p50 [diskcache]",
+            "ms",
+            statistics.median(s["session"]),
+            peer="bare diskcache Deque.append",
+            peer_median=statistics.median(s["deque"]),
+            target="<= 1.5x the Deque floor",
+            runs=_chunks(s["session"]),
+            peer_runs=_chunks(s["deque"]),
+        )
+    )
+    file_p50 = statistics.median(s["file"]) if "file" in s else None
+    results.append(
+        Result(
+            "chat history append p50 [diskcache]",
+            "ms",
+            statistics.median(s["history"]),
+            peer="FileChatMessageHistory" if file_p50 else None,
+            peer_median=file_p50,
+            target="<= fastest peer",
+            runs=_chunks(s["history"]),
+            peer_runs=_chunks(s["file"]) if "file" in s else [],
+            notes=f"file history: first 100 {statistics.median(s['file'][:100]):.3g} ms, "
+            f"last 100 {statistics.median(s['file'][-100:]):.3g} ms"
+            if "file" in s
+            else "",
+        )
+    )
+    results.append(
+        Result(
+            "chat history append p99 [diskcache]",
+            "ms",
+            percentile(s["history"], 99),
+            peer="FileChatMessageHistory" if file_p50 else None,
+            peer_median=percentile(s["file"], 99) if "file" in s else None,
+        )
+    )
+    file_growth = None
+    if "file" in s:
+        file_growth = statistics.median(s["file"][-100:]) / statistics.median(s["file"][:100])
+    _flatness(
+        url,
+        results,
+        "diskcache",
+        ("FileChatMessageHistory, its last 100 vs first 100", file_growth) if file_growth else None,
+    )
+
+
+def bench_redis(results: list[Result]) -> None:
+    ours = _ours(REDIS_URL)
+    ops: dict[str, Callable[[int], object]] = {"ours": lambda i: ours.add_message(_message(i))}
+    li_key = f"bench-li-{uuid.uuid4().hex}"
+    li_store: Any = None
+    try:
+        from llama_index.storage.chat_store.redis import RedisChatStore
+
+        from aipowertools.sessions.llama_index import SessionChatStore
+
+        li_store = RedisChatStore(redis_url=REDIS_URL)
+        ours_li = SessionChatStore(REDIS_URL, namespace="bench")
+        li_ours_key = f"b-{uuid.uuid4().hex[:12]}"
+        ops["llama"] = lambda i: li_store.add_message(li_key, _chat(i))
+        ops["ours-llama"] = lambda i: ours_li.add_message(li_ours_key, _chat(i))
+    except ImportError:
+        pass
+    s = _interleaved(ops)
+    peer = ("LlamaIndex RedisChatStore", statistics.median(s["llama"])) if "llama" in s else None
+    results.append(
+        Result(
+            "chat history append p50 [redis]",
+            "ms",
+            statistics.median(s["ours"]),
+            peer=peer[0] if peer else None,
+            peer_median=peer[1] if peer else None,
+            target="<= fastest peer",
+            runs=_chunks(s["ours"]),
+            peer_runs=_chunks(s["llama"]) if peer else [],
+        )
+    )
+    results.append(
+        Result(
+            "chat history append p99 [redis]",
+            "ms",
+            percentile(s["ours"], 99),
+            peer=peer[0] if peer else None,
+            peer_median=percentile(s["llama"], 99) if peer else None,
+        )
+    )
+    if "ours-llama" in s:
+        results.append(
+            Result(
+                "LlamaIndex chat store add_message p50 [redis]",
+                "ms",
+                statistics.median(s["ours-llama"]),
+                peer="LlamaIndex RedisChatStore",
+                peer_median=statistics.median(s["llama"]),
+                target="<= peer",
+            )
+        )
+        li_store.delete_messages(li_key)
+    try:
+        from langchain_redis import RedisChatMessageHistory
+
+        RedisChatMessageHistory(session_id="probe", redis_url=REDIS_URL).add_message(_message(0))
+    except Exception as exc:
+        results.append(
+            Result(
+                "langchain-redis RedisChatMessageHistory [redis]",
+                "ms",
+                float("nan"),
+                notes=f"not measured: {type(exc).__name__} (needs Redis Stack / RediSearch)",
+            )
+        )
+    _flatness(REDIS_URL, results, "redis", None)
+    ours.clear()
+
+
+def bench_postgres(results: list[Result], url: str) -> None:
+    ours = _ours(url)
+    ops: dict[str, Callable[[int], object]] = {"ours": lambda i: ours.add_message(_message(i))}
+    try:
+        import psycopg
+        from langchain_postgres import PostgresChatMessageHistory
+
+        conn = psycopg.connect(url, autocommit=True)
+        PostgresChatMessageHistory.create_tables(conn, "peer_history")
+        peer_history = PostgresChatMessageHistory(
+            "peer_history", str(uuid.uuid4()), sync_connection=conn
+        )
+        ops["peer"] = lambda i: peer_history.add_message(_message(i))
+    except ImportError:
+        pass
+    s = _interleaved(ops)
+    has_peer = "peer" in s
+    results.append(
+        Result(
+            "chat history append p50 [postgresql]",
+            "ms",
+            statistics.median(s["ours"]),
+            peer="langchain-postgres" if has_peer else None,
+            peer_median=statistics.median(s["peer"]) if has_peer else None,
+            target="<= fastest peer",
+            runs=_chunks(s["ours"]),
+            peer_runs=_chunks(s["peer"]) if has_peer else [],
+        )
+    )
+    results.append(
+        Result(
+            "chat history append p99 [postgresql]",
+            "ms",
+            percentile(s["ours"], 99),
+            peer="langchain-postgres" if has_peer else None,
+            peer_median=percentile(s["peer"], 99) if has_peer else None,
+        )
+    )
+    _flatness(url, results, "postgresql", None)
+
+
+def bench_s3(results: list[Result], url: str) -> None:
+    ours = _ours(url)
+    s = _interleaved({"ours": lambda i: ours.add_message(_message(i))})
+    results.append(
+        Result(
+            "chat history append p50 [s3, moto]",
+            "ms",
+            statistics.median(s["ours"]),
+            runs=_chunks(s["ours"]),
+            notes="no peer S3 chat history to compare",
+        )
+    )
+    results.append(Result("chat history append p99 [s3, moto]", "ms", percentile(s["ours"], 99)))
+    _flatness(url, results, "s3, moto", None, per_round=20)
+
+
+def bench_losses(results: list[Result], tmp: Path, pg_url: str | None, s3_url: str | None) -> None:
+    from aipowertools.sessions import Session
+
+    def ours_count(url: str) -> Callable[[str], int]:
+        return lambda sid: Session(sid, store=url, namespace="bench").length("messages")
+
+    targets = [("diskcache", f"diskcache://{tmp / 'loss'}", PER_WRITER)]
+    if _redis_ok():
+        targets.append(("redis", REDIS_URL, PER_WRITER))
+    if pg_url:
+        targets.append(("postgresql", pg_url, PER_WRITER))
+    if s3_url:
+        targets.append(("s3, moto", s3_url, S3_PER_WRITER))
+    for label, url, per in targets:
+        lost, seconds = _loss("ours", url, per, ours_count(url))
+        results.append(
+            Result(
+                f"lost appends, {WRITERS} processes x {per} [{label}]",
+                "items",
+                lost,
+                target="0",
+                notes=f"{seconds:.1f} s wall",
+            )
+        )
+    peers: list[tuple[str, str, Callable[[str], int]]] = []
+    with contextlib.suppress(ImportError):
+        from langchain_community.chat_message_histories import FileChatMessageHistory
+
+        path = str(tmp / "peer_file.json")
+
+        def file_count(sid: str) -> int:
+            try:
+                return len(FileChatMessageHistory(path).messages)
+            except Exception:
+                return 0  # corrupted file: nothing readable
+
+        peers.append(("file", path, file_count))
+    with contextlib.suppress(ImportError):
+        from llama_index.storage.chat_store.redis import RedisChatStore
+
+        if _redis_ok():
+            peers.append(
+                (
+                    "llama-redis",
+                    REDIS_URL,
+                    lambda sid: len(RedisChatStore(redis_url=REDIS_URL).get_messages(sid)),
+                )
+            )
+    with contextlib.suppress(ImportError):
+        import psycopg
+        from langchain_postgres import PostgresChatMessageHistory
+
+        if pg_url:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                PostgresChatMessageHistory.create_tables(conn, "peer_history")
+
+            def pg_count(sid: str) -> int:
+                with psycopg.connect(pg_url, autocommit=True) as conn:
+                    return len(
+                        PostgresChatMessageHistory(
+                            "peer_history", sid, sync_connection=conn
+                        ).messages
+                    )
+
+            peers.append(("langchain-postgres", pg_url, pg_count))
+    names = {
+        "file": "FileChatMessageHistory",
+        "llama-redis": "LlamaIndex RedisChatStore",
+        "langchain-postgres": "langchain-postgres PostgresChatMessageHistory",
+    }
+    for kind, target, count in peers:
+        lost, seconds = _loss(kind, target, PER_WRITER, count)
+        results.append(
+            Result(
+                f"lost appends, {WRITERS} processes x {PER_WRITER} [peer: {names[kind]}]",
+                "items",
+                lost,
+                notes=f"{seconds:.1f} s wall",
+            )
+        )
+
+
+def main() -> None:
+    results: list[Result] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmpdir, _postgres() as pg_url, _s3() as s3_url:
+        tmp = Path(tmpdir)
+        _preimport()
+        # the loss phase first: its writers are forked before this process opens any store
+        phases: list[tuple[str, Callable[[], None]]] = [
+            ("losses", lambda: bench_losses(results, tmp, pg_url, s3_url)),
+            ("diskcache", lambda: bench_diskcache(results, tmp)),
+        ]
+        if _redis_ok():
+            phases.append(("redis", lambda: bench_redis(results)))
+        if pg_url:
+            phases.append(("postgresql", lambda: bench_postgres(results, pg_url)))
+        if s3_url:
+            phases.append(("s3", lambda: bench_s3(results, s3_url)))
+        for name, phase in phases:
+            t0 = time.perf_counter()
+            phase()
+            print(f"  {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"bench_sessions: {time.perf_counter() - started:.0f} s")
+    write_results("sessions", results)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--writer":
+        kind, target, sid, writer, count = sys.argv[2:7]
+        _writer(kind, target, sid, int(writer), int(count))
+    else:
+        main()
