@@ -252,3 +252,27 @@ def test_otel_metrics_exported() -> None:
     (cost,) = metrics["aipowertools.gen_ai.client.cost"].data.data_points
     assert cost.value == pytest.approx(0.25)
     assert cost.attributes["gen_ai.provider.name"] == "openai"
+
+
+def test_sliding_window_forgets_exactly_what_expired() -> None:
+    clock = Clock(1_800_000_000.0)
+    m = ProviderMonitor(window_s=60, clock=clock)
+    for _ in range(50):
+        m.record("d", latency_ms=5000, ok=False, ttft_ms=900)  # old, slow, failing
+    clock.t += 30
+    fresh = LatencySketch()
+    for i in range(50):
+        m.record("d", latency_ms=100 + i, ok=True, output_tokens=10)
+        fresh.add(100 + i)
+    clock.t += 35  # the first batch has left the window, the second has not
+    s = m.stats("d")
+    assert (s.requests, s.errors, s.availability) == (50, 0, 1.0)
+    assert s.latency_p50_ms == fresh.quantile(0.5)
+    assert s.latency_p99_ms == fresh.quantile(0.99)
+    assert s.ttft_p50_ms is None
+    clock.t += 60
+    m.record("d", latency_ms=7, ok=True)
+    s = m.stats("d")
+    assert s.requests == 1
+    assert s.latency_p50_ms == pytest.approx(7, rel=0.01)
+    assert m.history("d")[0].requests == 101  # the hour still has everything

@@ -82,23 +82,55 @@ class LatencySketch:
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
 
+    def subtract(self, other: LatencySketch) -> None:
+        """Remove ``other``'s samples (previously merged in) from this sketch.
+
+        Used to slide a window: min and max are kept as outer bounds until the sketch empties.
+        """
+        for key, n in other.buckets.items():
+            left = self.buckets.get(key, 0) - n
+            if left > 0:
+                self.buckets[key] = left
+            else:
+                self.buckets.pop(key, None)
+        self.zeros = max(0, self.zeros - other.zeros)
+        self.count = max(0, self.count - other.count)
+        self.total = max(0.0, self.total - other.total) if self.count else 0.0
+        if self.count == 0:
+            self.min, self.max = math.inf, -math.inf
+
+    def quantiles(self, qs: Iterable[float]) -> list[float | None]:
+        """Several quantiles (each in 0..1) in one pass over the sorted buckets."""
+        wanted = list(qs)
+        for q in wanted:
+            if not 0 <= q <= 1:
+                raise ConfigurationError(f"quantile must be in [0, 1], got {q}")
+        out: list[float | None] = [None] * len(wanted)
+        if self.count == 0:
+            return out
+        keys = sorted(self.buckets)
+        index = 0
+        seen = self.zeros
+        for i in sorted(range(len(wanted)), key=wanted.__getitem__):
+            rank = wanted[i] * (self.count - 1)
+            if rank < self.zeros:
+                out[i] = 0.0
+                continue
+            while index < len(keys) and seen + self.buckets[keys[index]] <= rank:
+                seen += self.buckets[keys[index]]
+                index += 1
+            if index == len(keys):  # pragma: no cover - rank < count lands in a bucket
+                out[i] = self.max
+                continue
+            # Bucket (gamma^(k-1), gamma^k]: its midpoint in relative terms.
+            key = keys[index]
+            estimate = 2 * math.exp(key * self._gamma_ln) / (1 + math.exp(self._gamma_ln))
+            out[i] = min(max(estimate, self.min), self.max)
+        return out
+
     def quantile(self, q: float) -> float | None:
         """Return the ``q`` quantile (0..1), or ``None`` when empty."""
-        if not 0 <= q <= 1:
-            raise ConfigurationError(f"quantile must be in [0, 1], got {q}")
-        if self.count == 0:
-            return None
-        rank = q * (self.count - 1)
-        seen = self.zeros
-        if rank < seen:
-            return 0.0
-        for key in sorted(self.buckets):
-            seen += self.buckets[key]
-            if seen > rank:
-                # Bucket (gamma^(k-1), gamma^k]: its midpoint in relative terms.
-                estimate = 2 * math.exp(key * self._gamma_ln) / (1 + math.exp(self._gamma_ln))
-                return min(max(estimate, self.min), self.max)
-        return self.max  # pragma: no cover - rank < count always lands in a bucket
+        return self.quantiles((q,))[0]
 
     @property
     def mean(self) -> float | None:
@@ -127,6 +159,35 @@ class _Bucket:
         self.gen_seconds = 0.0
         self.latency = LatencySketch(alpha)
         self.ttft = LatencySketch(alpha)
+
+    def add(
+        self,
+        latency_ms: float,
+        ttft_ms: float | None,
+        ok: bool,
+        output_tokens: int,
+        kind: ErrorKind | None,
+    ) -> None:
+        self.requests += 1
+        self.latency.add(latency_ms)
+        if ttft_ms is not None:
+            self.ttft.add(ttft_ms)
+        if ok:
+            self.output_tokens += output_tokens
+            self.gen_seconds += latency_ms / 1000.0
+        else:
+            self.errors += 1
+            if kind not in _REQUEST_ERRORS:
+                self.avail_errors += 1
+
+    def subtract(self, other: _Bucket) -> None:
+        self.requests -= other.requests
+        self.errors -= other.errors
+        self.avail_errors -= other.avail_errors
+        self.output_tokens -= other.output_tokens
+        self.gen_seconds = max(0.0, self.gen_seconds - other.gen_seconds)
+        self.latency.subtract(other.latency)
+        self.ttft.subtract(other.ttft)
 
     def merge(self, other: _Bucket) -> None:
         self.requests += other.requests
@@ -225,9 +286,12 @@ class _Rule:
 
 
 class _Deployment:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, alpha: float) -> None:
         self.name = name
         self.window: deque[_Bucket] = deque()
+        # Running totals of every bucket in ``window`` (added on record, subtracted on expiry),
+        # so reading the window costs the same however many buckets it spans.
+        self.total = _Bucket(0.0, alpha)
         self.hours: deque[_Bucket] = deque()
         self.queue_depth: int | None = None
         self.consecutive_failures = 0
@@ -331,21 +395,14 @@ class ProviderMonitor:
         now = self._clock()
         with self._lock:
             dep = self._deployment(deployment)
+            self._trim_window(dep, now)
+            self._trim_hours(dep.hours, now)
             for bucket in (
-                self._current(dep.window, now, self._bucket_s, self._trim_window),
-                self._current(dep.hours, now, 3600.0, self._trim_hours),
+                self._current(dep.window, now, self._bucket_s),
+                self._current(dep.hours, now, 3600.0),
+                dep.total,
             ):
-                bucket.requests += 1
-                bucket.latency.add(latency_ms)
-                if ttft_ms is not None:
-                    bucket.ttft.add(ttft_ms)
-                if ok:
-                    bucket.output_tokens += output_tokens
-                    bucket.gen_seconds += latency_ms / 1000.0
-                else:
-                    bucket.errors += 1
-                    if kind not in _REQUEST_ERRORS:
-                        bucket.avail_errors += 1
+                bucket.add(latency_ms, ttft_ms, ok, output_tokens, kind)
             self._update_health(dep, ok, kind, now)
         self._export(
             deployment,
@@ -371,27 +428,20 @@ class ProviderMonitor:
     def _deployment(self, name: str) -> _Deployment:
         dep = self._deployments.get(name)
         if dep is None:
-            dep = self._deployments[name] = _Deployment(name)
+            dep = self._deployments[name] = _Deployment(name, self._alpha)
         return dep
 
-    def _current(
-        self,
-        ring: deque[_Bucket],
-        now: float,
-        width: float,
-        trim: Callable[[deque[_Bucket], float], None],
-    ) -> _Bucket:
+    def _current(self, ring: deque[_Bucket], now: float, width: float) -> _Bucket:
         start = math.floor(now / width) * width
         if not ring or ring[-1].start < start:
             ring.append(_Bucket(start, self._alpha))
-            trim(ring, now)
-        elif ring[-1].start > start:  # clock went backwards: count it in the newest bucket
-            return ring[-1]
+        # (a clock that went backwards counts in the newest bucket)
         return ring[-1]
 
-    def _trim_window(self, ring: deque[_Bucket], now: float) -> None:
+    def _trim_window(self, dep: _Deployment, now: float) -> None:
+        ring = dep.window
         while ring and ring[0].start + self._bucket_s <= now - self.window_s:
-            ring.popleft()
+            dep.total.subtract(ring.popleft())
 
     def _trim_hours(self, ring: deque[_Bucket], now: float) -> None:
         while ring and ring[0].start <= now - self._history_hours * 3600.0:
@@ -430,16 +480,13 @@ class ProviderMonitor:
         """Figures of ``deployment`` over the sliding window."""
         now = self._clock()
         with self._lock:
-            dep = self._deployments.get(deployment) or _Deployment(deployment)
-            self._trim_window(dep.window, now)
-            merged = _Bucket(now - self.window_s, self._alpha)
-            last_minute = 0
-            for bucket in dep.window:
-                merged.merge(bucket)
-                if bucket.start + self._bucket_s > now - 60.0:
-                    last_minute += bucket.requests
+            dep = self._deployments.get(deployment) or _Deployment(deployment, self._alpha)
+            self._trim_window(dep, now)
+            last_minute = sum(
+                b.requests for b in dep.window if b.start + self._bucket_s > now - 60.0
+            )
             rpm = last_minute / min(60.0, self.window_s) * 60.0
-            return self._figures(dep, merged, self.window_s, rpm)
+            return self._figures(dep, dep.total, self.window_s, rpm, start=now - self.window_s)
 
     def history(self, deployment: str, hours: int = 24) -> list[ProviderStats]:
         """Hourly figures of ``deployment`` for the last ``hours`` hours, oldest first."""
@@ -457,11 +504,17 @@ class ProviderMonitor:
             ]
 
     def _figures(
-        self, dep: _Deployment, b: _Bucket, window: float, rpm: float, *, live: bool = True
+        self,
+        dep: _Deployment,
+        b: _Bucket,
+        window: float,
+        rpm: float,
+        *,
+        live: bool = True,
+        start: float | None = None,
     ) -> ProviderStats:
-        def q(sketch: LatencySketch, p: float) -> float | None:
-            return sketch.quantile(p)
-
+        lat = b.latency.quantiles((0.5, 0.95, 0.99))
+        ttft = b.ttft.quantiles((0.5, 0.95, 0.99))
         recoveries = dep.recoveries
         return ProviderStats(
             deployment=dep.name,
@@ -470,12 +523,12 @@ class ProviderMonitor:
             errors=b.errors,
             error_rate=b.errors / b.requests if b.requests else 0.0,
             availability=1.0 - b.avail_errors / b.requests if b.requests else 1.0,
-            latency_p50_ms=q(b.latency, 0.5),
-            latency_p95_ms=q(b.latency, 0.95),
-            latency_p99_ms=q(b.latency, 0.99),
-            ttft_p50_ms=q(b.ttft, 0.5),
-            ttft_p95_ms=q(b.ttft, 0.95),
-            ttft_p99_ms=q(b.ttft, 0.99),
+            latency_p50_ms=lat[0],
+            latency_p95_ms=lat[1],
+            latency_p99_ms=lat[2],
+            ttft_p50_ms=ttft[0],
+            ttft_p95_ms=ttft[1],
+            ttft_p99_ms=ttft[2],
             tokens_per_second=b.output_tokens / b.gen_seconds if b.gen_seconds > 0 else None,
             rpm=rpm,
             queue_depth=dep.queue_depth if live else None,
@@ -483,7 +536,7 @@ class ProviderMonitor:
             consecutive_failures=dep.consecutive_failures if live else 0,
             last_recovery_s=recoveries[-1] if recoveries and live else None,
             mean_recovery_s=sum(recoveries) / len(recoveries) if recoveries and live else None,
-            start=b.start,
+            start=b.start if start is None else start,
         )
 
     # alerts ------------------------------------------------------------------------------
