@@ -143,3 +143,21 @@ async def test_async_decorator_and_listener_errors_are_contained():
 def test_bad_breaker_config(kwargs):
     with pytest.raises((ConfigurationError, StoreURLError)):
         CircuitBreaker("x", **kwargs)
+
+
+def test_available_does_not_take_a_probe():
+    clock = Clock()
+    b = CircuitBreaker("av", failure_threshold=1, recovery_timeout=10, clock=clock)
+    assert b.available()
+    with pytest.raises(TransientProviderError):
+        b.call(fail)
+    assert not b.available()
+    clock.now += 10
+    assert b.available()
+    assert b.available()  # asking twice took nothing
+    probe = b.enter()
+    assert b.state is CircuitState.HALF_OPEN
+    assert not b.available()  # the one probe slot is taken
+    probe.finish(None)
+    assert b.available()
+    assert b.state is CircuitState.CLOSED

@@ -169,3 +169,84 @@ def test_chat_rate_limiter_is_a_langchain_rate_limiter():
     assert asyncio.run(limiter.aacquire())
     assert limiter.acquire(blocking=False) is False
     assert asyncio.run(limiter.aacquire(blocking=False)) is False
+
+
+def _open_breaker(name: str) -> CircuitBreaker:
+    breaker = CircuitBreaker(name, failure_threshold=1)
+    with pytest.raises(TransientProviderError):
+        breaker.call(flaky_factory(1), 1)
+    return breaker
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream", "astream"])
+def test_open_breaker_gives_the_reservation_back(mode):
+    limiter = RateLimiter(requests_per_minute=10, tokens_per_minute=1000)
+    chain = with_resilience(
+        RunnableLambda(agen_factory(0) if mode == "astream" else gen_factory(0)),
+        rate_limiter=limiter,
+        tokens=100,
+        circuit_breaker=_open_breaker(f"open-{mode}"),
+    )
+    with pytest.raises(CircuitOpenError):
+        if mode == "invoke":
+            chain.invoke(1)
+        elif mode == "ainvoke":
+            asyncio.run(chain.ainvoke(1))
+        elif mode == "stream":
+            list(chain.stream(1))
+        else:
+
+            async def collect():
+                return [c async for c in chain.astream(1)]
+
+            asyncio.run(collect())
+    usage = limiter.get_stats("default").keys["default"].usage
+    assert usage["requests_per_60s"][0] == 0  # never sent, so never counted
+    assert usage["tokens_per_60s"][0] == 0
+
+
+def test_empty_streams_and_async_errors_after_first_chunk():
+    def empty(x):
+        yield from ()
+
+    async def aempty(x):
+        if False:
+            yield x
+
+    assert list(with_resilience(RunnableLambda(empty)).stream(1)) == []
+
+    async def collect(chain):
+        return [c async for c in chain.astream(1)]
+
+    assert asyncio.run(collect(with_resilience(RunnableLambda(aempty)))) == []
+
+    async def broken(x):
+        yield 1
+        raise TransientProviderError("dropped")
+
+    got: list[int] = []
+
+    async def consume():
+        async for c in with_resilience(RunnableLambda(broken), retry=POLICY).astream(0):
+            got.append(c)
+
+    with pytest.raises(TransientProviderError):
+        asyncio.run(consume())
+    assert got == [1]
+
+
+def test_wrapper_types_and_bad_arguments():
+    from aipowertools.core.errors import ConfigurationError
+    from aipowertools.resilience.langchain import ResilientRunnable
+
+    inner = RunnableLambda(lambda x: x)
+    wrapped = ResilientRunnable(inner, name="custom")
+    assert wrapped.InputType == inner.InputType
+    assert wrapped.OutputType == inner.OutputType
+    assert wrapped.name == "custom"
+    with pytest.raises(ConfigurationError):
+        with_resilience(lambda x: x)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        with_resilience(inner, timeout=0)
+    with pytest.raises(ConfigurationError):
+        ChatRateLimiter(RateLimiter(), requests_per_minute=1)

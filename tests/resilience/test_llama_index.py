@@ -131,3 +131,83 @@ def test_llama_rate_limiter():
         LlamaRateLimiter(RateLimiter(), requests_per_minute=1)
     with pytest.raises(ConfigurationError):
         ResilientLLM("not an llm")  # type: ignore[arg-type]
+
+
+def test_open_breaker_releases_and_empty_and_broken_streams():
+    breaker = CircuitBreaker("li-open", failure_threshold=1)
+    with pytest.raises(TransientProviderError):
+        breaker.call(Flaky(fail_times=1).complete, "x")
+    limiter = RateLimiter(requests_per_minute=10)
+    llm = ResilientLLM(Flaky(), rate_limiter=limiter, circuit_breaker=breaker)
+    from aipowertools.core.errors import CircuitOpenError
+
+    with pytest.raises(CircuitOpenError):
+        list(llm.stream_complete("x"))
+
+    async def astream():
+        return [c async for c in await llm.astream_complete("x")]
+
+    with pytest.raises(CircuitOpenError):
+        asyncio.run(astream())
+    assert limiter.get_stats("default").keys["default"].usage["requests_per_60s"][0] == 0
+
+    class Empty(Flaky):
+        def stream_complete(self, prompt: str, formatted: bool = False, **kw: Any):
+            return iter(())
+
+        async def astream_complete(self, prompt: str, formatted: bool = False, **kw: Any):
+            async def gen():
+                if False:
+                    yield None
+
+            return gen()
+
+    empty = ResilientLLM(Empty())
+    assert list(empty.stream_complete("x")) == []
+
+    async def aempty():
+        return [c async for c in await empty.astream_complete("x")]
+
+    assert asyncio.run(aempty()) == []
+
+    class Broken(Flaky):
+        def stream_complete(self, prompt: str, formatted: bool = False, **kw: Any):
+            def gen():
+                yield CompletionResponse(text="a", delta="a")
+                raise TransientProviderError("dropped")
+
+            return gen()
+
+        async def astream_complete(self, prompt: str, formatted: bool = False, **kw: Any):
+            async def gen():
+                yield CompletionResponse(text="a", delta="a")
+                raise TransientProviderError("dropped")
+
+            return gen()
+
+    broken = ResilientLLM(Broken(), retry=POLICY)
+    got = []
+
+    def consume():
+        for c in broken.stream_complete("x"):
+            got.append(c.delta)
+
+    with pytest.raises(TransientProviderError):
+        consume()
+
+    async def aconsume():
+        async for c in await broken.astream_complete("x"):
+            got.append(c.delta)
+
+    with pytest.raises(TransientProviderError):
+        asyncio.run(aconsume())
+    assert got == ["a", "a"]
+
+
+async def test_stream_chat_variants():
+    _, llm = make(0)
+    chunks = list(llm.stream_chat(MSGS))
+    assert chunks
+    assert chunks[-1].message.role == "assistant"
+    achunks = [c async for c in await ResilientLLM(MockLLM()).astream_chat(MSGS)]
+    assert achunks

@@ -67,13 +67,14 @@ async def _adaptive_run(openai, base_url: str) -> None:
     assert len(limited) <= 20, limited
     # ... and they stop once the limit is learned (one late straggler tolerated: this CI
     # machine is shared, and admission -> arrival can lag by a large part of a second).
-    assert len([t for t in limited if t > 3.0]) <= 1, limited
+    first = min(limited)
+    assert len([t for t in limited if t > first + 1.5]) <= 1, limited
     learned = limiter.get_stats("sim").keys["sim"].usage["requests_per_2s"][1]
     assert learned == pytest.approx(9.0)  # 90 % of the 10 per 2 s the headers reported
-    # Settles near the real limit: in [3 s, 8 s) the provider allows 10 per 2 s, i.e. 25, plus
-    # at most one window's worth at the edges of a sliding window.
-    late = [t for t in ok if 3.0 <= t < 8.0]
-    assert 15 <= len(late) <= 35, len(late)
+    # Settles near the real limit: over the last 4 s the provider allows 10 per 2 s, i.e. 20,
+    # plus at most one window's worth at the edges of a sliding window.
+    late = [t for t in ok if 4.0 <= t < 8.0]
+    assert 12 <= len(late) <= 30, len(late)
 
 
 @pytest.mark.slow
@@ -159,3 +160,6 @@ async def test_resilient_llm_around_llama_index_openai(llm_simulator):
     text = "".join(c.delta or "" for c in llm.stream_complete("hi"))
     assert text == "from the sim"
     assert limiter.get_stats().admitted >= 4
+    aclient = getattr(inner, "_aclient", None)
+    if aclient is not None:
+        await aclient.close()

@@ -142,6 +142,7 @@ class CircuitBreaker:
         self._listeners: list[Callable[[StateChange], Any]] = (
             [on_state_change] if on_state_change else []
         )
+        self._clock = clock if not store or store.startswith("memory") else time.time
         url = store or "memory://"
         scheme = url.split(":", 1)[0].lower()
         self._shared = scheme in ("redis", "rediss", "unix")
@@ -191,6 +192,19 @@ class CircuitBreaker:
     def snapshot(self) -> Snapshot:
         """State, failures and calls in the window, opened-at time and probes in flight."""
         return self._store.snapshot()
+
+    def available(self) -> bool:
+        """Whether a call would be let through now (without taking a probe slot).
+
+        Routers use it to skip an open deployment before choosing it.
+        """
+        snap = self._store.snapshot()
+        if snap.state == "closed":
+            return True
+        if snap.state == "open":
+            opened = snap.opened_at if snap.opened_at is not None else 0.0
+            return self._clock() - opened >= self.config.recovery_timeout
+        return snap.probes_in_flight < self.config.half_open_max_calls
 
     def reset(self) -> None:
         """Force the circuit closed and forget its history."""
