@@ -187,7 +187,8 @@ def test_open_breaker_gives_the_reservation_back(mode):
         tokens=100,
         circuit_breaker=_open_breaker(f"open-{mode}"),
     )
-    with pytest.raises(CircuitOpenError):
+
+    def run() -> None:
         if mode == "invoke":
             chain.invoke(1)
         elif mode == "ainvoke":
@@ -200,6 +201,9 @@ def test_open_breaker_gives_the_reservation_back(mode):
                 return [c async for c in chain.astream(1)]
 
             asyncio.run(collect())
+
+    with pytest.raises(CircuitOpenError):
+        run()
     usage = limiter.get_stats("default").keys["default"].usage
     assert usage["requests_per_60s"][0] == 0  # never sent, so never counted
     assert usage["tokens_per_60s"][0] == 0
