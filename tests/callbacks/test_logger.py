@@ -352,3 +352,18 @@ def test_metric_summary() -> None:
         "p95": None,
     }
     assert log.query(kind="metric", limit=1)[0]["unit"] == "ms"
+
+
+def test_events_logged_right_before_exit_are_written(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "exit.jsonl"
+    code = (
+        "from aipowertools.callbacks import StructuredLogger, FileSink\n"
+        f"log = StructuredLogger('exit', store=None, sinks=[FileSink({str(path)!r})])\n"
+        "for i in range(200):\n"
+        "    log.info('last_words', i=i)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert len(path.read_text().splitlines()) == 200

@@ -8,9 +8,11 @@ when the buffer is full new events are dropped and counted, and the count is rep
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,18 @@ if TYPE_CHECKING:
     from aipowertools.callbacks._sinks import Sink
 
 _log = logging.getLogger("aipowertools.callbacks")
+
+# Pumps with a running writer thread: flushed (briefly) when the interpreter exits, so that
+# events logged just before a normal exit are not lost with the daemon thread.
+_running: weakref.WeakSet[Pump] = weakref.WeakSet()
+_exit_hook = False
+_exit_lock = threading.Lock()
+
+
+def _flush_all_at_exit() -> None:
+    deadline = time.monotonic() + 3.0
+    for pump in list(_running):
+        pump.flush(max(0.0, deadline - time.monotonic()))
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,12 @@ class Pump:
                 self._cond.notify()
 
     def _start(self) -> None:
+        global _exit_hook
+        with _exit_lock:
+            _running.add(self)
+            if not _exit_hook:
+                atexit.register(_flush_all_at_exit)
+                _exit_hook = True
         self._thread = threading.Thread(
             target=self._run, name=f"aipowertools-sink-{self.sink.name}", daemon=True
         )
