@@ -92,7 +92,7 @@ def test_four_processes_on_one_redis_limiter_get_no_429(redis_url):
             tpm=20 * 400,
             window=2.0,
             concurrency=8,
-            startup=10.0,
+            startup=6.0,
         )
     assert totals["429"] == 0, totals
     assert totals["errors"] == 0, totals
