@@ -122,7 +122,11 @@ class LiteLLMTransport:
         if fn is None:
             from aipowertools.core import litellm
 
-            fn = self._acompletion = litellm().acompletion
+            module = litellm()
+            # The router handles and reports every failure itself; litellm's "Give Feedback"
+            # banner on stdout for each failed attempt would only drown the caller's output.
+            module.suppress_debug_info = True
+            fn = self._acompletion = module.acompletion
         return fn
 
     @staticmethod
@@ -141,6 +145,11 @@ class LiteLLMTransport:
         if deployment.params:
             kwargs.update(deployment.params)
         kwargs.update(params)
+        if "tools" in kwargs:
+            # litellm >= 1.7x routes any call with tools through its MCP bridge first, which
+            # imports the optional ``mcp`` package (absent unless litellm[proxy] is installed)
+            # and fails. Plain function tools never need that bridge.
+            kwargs.setdefault("_skip_mcp_handler", True)
         return kwargs
 
     async def complete(

@@ -65,9 +65,22 @@ _ROUTE_FIELDS = (
 )
 
 
+# Standard content blocks that ride in ``tool_calls`` (or nowhere) on the OpenAI wire.
+_NOT_CONTENT = frozenset({"tool_call", "tool_call_chunk", "invalid_tool_call", "reasoning"})
+
+
 def _to_openai(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     converted: list[dict[str, Any]] = convert_to_openai_messages(list(messages))
     for message, out in zip(messages, converted, strict=True):
+        content = out.get("content")
+        if isinstance(content, list):
+            parts = [
+                p for p in content if not (isinstance(p, dict) and p.get("type") in _NOT_CONTENT)
+            ]
+            if all(isinstance(p, dict) and p.get("type") == "text" for p in parts):
+                out["content"] = "".join(str(p.get("text", "")) for p in parts)
+            else:
+                out["content"] = parts
         if message.additional_kwargs.get("pinned"):
             out["pinned"] = True
     return converted
@@ -150,7 +163,9 @@ class RouterChatModel(BaseChatModel):
     none of them, ``AIPOWERTOOLS_ROUTER_MODELS`` (comma-separated litellm model strings).
     Routing options (``strategy``, ``complexity_score``, ``required_quality``, ``max_cost``,
     ``max_latency_ms``, ``confidential``, ``allow_trim``) apply to every call and can be
-    overridden per call with ``.bind(...)`` or ``invoke(..., required_quality=0.9)``.
+    overridden per call with ``.bind(...)`` or ``invoke(..., required_quality=0.9)``;
+    ``invoke(..., model="openai/gpt-4o")`` restricts one call to the deployments of that
+    name or model.
 
     Example:
         >>> llm = RouterChatModel(local_models=["llama3"], cloud_providers=["openai"])
@@ -268,9 +283,25 @@ class RouterChatModel(BaseChatModel):
             if choice is not None:
                 call["tool_choice"] = choice
         kwargs.pop("ls_structured_output_format", None)
-        kwargs.pop("model", None)
+        model = kwargs.pop("model", None)
+        if model and model != self.model_name:
+            call["deployments"] = self._matching(str(model))
         call.update(kwargs)
         return call
+
+    def _matching(self, model: str) -> list[str]:
+        """Deployments a per-call ``model=`` override names (by name or model string)."""
+        names = [
+            d.name
+            for d in self.router.deployments
+            if model in (d.name, d.model) or d.model.endswith("/" + model)
+        ]
+        if not names:
+            known = ", ".join(d.name for d in self.router.deployments)
+            raise ConfigurationError(
+                f"model={model!r} names no deployment of this router; known: {known}"
+            )
+        return names
 
     # ------------------------------------------------------------------ generate
     def _generate(
