@@ -125,7 +125,7 @@ class LiteLLMTransport:
             module = litellm()
             # The router handles and reports every failure itself; litellm's "Give Feedback"
             # banner on stdout for each failed attempt would only drown the caller's output.
-            module.suppress_debug_info = True
+            setattr(module, "suppress_debug_info", True)  # noqa: B010 - ModuleType attribute
             fn = self._acompletion = module.acompletion
         return fn
 
