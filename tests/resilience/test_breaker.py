@@ -161,3 +161,11 @@ def test_available_does_not_take_a_probe():
     probe.finish(None)
     assert b.available()
     assert b.state is CircuitState.CLOSED
+
+
+async def test_async_enter_and_finish_handle():
+    b = CircuitBreaker("handle", failure_threshold=1)
+    call = await b.aenter()
+    await call.afinish(TransientProviderError("503"))
+    await call.afinish(None)  # reported once only
+    assert b.state is CircuitState.OPEN

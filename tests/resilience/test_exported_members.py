@@ -7,6 +7,7 @@ def test_public_api_is_exactly_this():
     assert resilience.__all__ == [
         "PRIORITIES",
         "AdaptiveConfig",
+        "BreakerCall",
         "CircuitBreaker",
         "CircuitState",
         "ErrorHandler",

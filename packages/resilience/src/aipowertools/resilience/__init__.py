@@ -11,6 +11,7 @@ from importlib.metadata import version as _version
 
 from aipowertools.resilience._adaptive import AdaptiveConfig
 from aipowertools.resilience._breaker import (
+    BreakerCall,
     CircuitBreaker,
     CircuitState,
     StateChange,
@@ -27,6 +28,7 @@ __version__ = _version("aipowertools-resilience")
 __all__ = [
     "PRIORITIES",
     "AdaptiveConfig",
+    "BreakerCall",
     "CircuitBreaker",
     "CircuitState",
     "ErrorHandler",

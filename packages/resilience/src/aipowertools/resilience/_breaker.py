@@ -50,8 +50,8 @@ class StateChange:
     at: float
 
 
-class _Call:
-    """One admitted call; report its outcome exactly once."""
+class BreakerCall:
+    """One admitted call through a breaker: report its outcome with ``finish(exc_or_None)``."""
 
     __slots__ = ("_breaker", "_done", "probe")
 
@@ -61,10 +61,15 @@ class _Call:
         self._done = False
 
     def finish(self, exc: BaseException | None) -> None:
+        """Report the outcome (``None`` for success); later calls are ignored."""
         if self._done:
             return
         self._done = True
         self._breaker._finish(self.probe, exc)
+
+    async def afinish(self, exc: BaseException | None) -> None:
+        """Async form of :meth:`finish` (a shared store is asked off the event loop)."""
+        await self._breaker._afinish(self, exc)
 
 
 class CircuitBreaker:
@@ -227,7 +232,7 @@ class CircuitBreaker:
 
     # -- calls ---------------------------------------------------------------------------
 
-    def enter(self) -> _Call:
+    def enter(self) -> BreakerCall:
         """Ask to make one call; raises ``CircuitOpenError`` while open.
 
         Returns:
@@ -237,7 +242,7 @@ class CircuitBreaker:
         self._emit(admission.transition)
         if not admission.allowed:
             raise CircuitOpenError(self.name, admission.retry_at)
-        return _Call(self, admission.probe)
+        return BreakerCall(self, admission.probe)
 
     def _finish(self, probe: bool, exc: BaseException | None) -> None:
         outcome: Outcome
@@ -249,13 +254,13 @@ class CircuitBreaker:
             outcome = "ignored"
         self._emit(self._store.after(outcome, probe))
 
-    async def aenter(self) -> _Call:
+    async def aenter(self) -> BreakerCall:
         """Async form of :meth:`enter` (a shared store is asked off the event loop)."""
         if not self._shared:
             return self.enter()
         return await asyncio.to_thread(self.enter)
 
-    async def _afinish(self, call: _Call, exc: BaseException | None) -> None:
+    async def _afinish(self, call: BreakerCall, exc: BaseException | None) -> None:
         if self._shared:
             await asyncio.to_thread(call.finish, exc)
         else:
