@@ -59,6 +59,7 @@ class RouteResult:
         request_id: id for :meth:`LLMRouter.record_feedback` and the ledger.
         finish_reason: why the model stopped.
         completion: the winning deployment's full :class:`Completion`.
+        catalog_model: the catalog name of the model that answered (for pricing lookups).
     """
 
     content: str
@@ -73,6 +74,7 @@ class RouteResult:
     request_id: str
     finish_reason: str | None
     completion: Completion = field(repr=False)
+    catalog_model: str | None = None
 
     @property
     def usage(self) -> Any:

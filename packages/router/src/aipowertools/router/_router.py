@@ -396,6 +396,7 @@ class LLMRouter:
             request_id=rid,
             finish_reason=completion.finish_reason,
             completion=completion,
+            catalog_model=d.catalog_model or d.model,
         )
         if logger.isEnabledFor(logging.INFO):
             logger.info(

@@ -197,6 +197,7 @@ class RouteStream:
                 request_id=self.decision.request_id,
                 finish_reason=finish,
                 completion=completion,
+                catalog_model=d.catalog_model or d.model,
             )
             await self._router._after_stream(self.decision.request_id, d.name)
             return

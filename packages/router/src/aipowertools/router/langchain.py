@@ -106,7 +106,7 @@ def _usage(input_tokens: int, output_tokens: int) -> UsageMetadata:
 
 def _metadata(result: RouteResult) -> dict[str, Any]:
     return {
-        "model_name": result.model,
+        "model_name": result.catalog_model or result.model,
         "model_provider": "aipowertools-router",
         "provider": result.provider,
         "deployment": result.deployment,

@@ -1,0 +1,36 @@
+"""The README's first command: ``aipowertools demo`` on a machine with no keys and no servers."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+
+from aipowertools.cli import _demo
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Item .* is using the `ReadOnly` qualifier:UserWarning"
+)
+
+
+def test_demo_runs_on_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in _demo._KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(_demo, "_OLLAMA_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr(_demo, "_LLAMACPP_URL", "http://127.0.0.1:9")
+    out = io.StringIO()
+    assert _demo.run_demo(Console(file=out, width=200)) == 0
+    text = out.getvalue()
+    first = text.splitlines()[0]
+    assert "simulator" in first
+    assert "no network" in first
+    assert text.count("running total $") == 3
+    # The easy first turn stays local and free; the coding turn needs a better model.
+    turns = re.findall(r"-> (\S+) \| why: ([^\n]+)", text)
+    assert turns[0][0] == "local/llama3"
+    assert turns[1][0] in ("gpt-4o-mini", "gpt-4o")
+    assert "quality floor" in turns[1][1]
+    assert "3 ledger records" in text
+    assert "6 messages in the session" in text
