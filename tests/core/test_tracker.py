@@ -525,3 +525,48 @@ def test_public_tracker_api_is_locked() -> None:
         "track_call",
         "trend",
     }
+
+
+def test_recording_a_failed_call_never_masks_its_exception(
+    tracker: CostTracker, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tracker._backend, "write", broken)
+    with pytest.raises(RuntimeError, match="provider down"), tracker.track_call(model="m"):
+        raise RuntimeError("provider down")
+    assert "could not record the failed call (RuntimeError: provider down)" in caplog.text
+    with pytest.raises(OSError, match="disk full"), tracker.track_call(model="m") as span:
+        span.record(cost_usd=0.1, model="m")
+
+
+async def test_async_failed_and_cancelled_calls(
+    tracker: CostTracker, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = asyncio.Event()
+
+    async def call() -> None:
+        async with tracker.track_call(model="m", provider="p", task_name="slow"):
+            started.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(call())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (r,) = tracker.records()
+    assert (r.status, r.task) == ("cancelled", "slow")
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tracker._backend, "write", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        async with tracker.track_call(model="m"):
+            raise RuntimeError("boom")
+    assert "could not record the failed call" in caplog.text
+    with pytest.raises(OSError, match="disk full"):
+        async with tracker.track_call(model="m") as span:
+            span.record(cost_usd=0.1, model="m")

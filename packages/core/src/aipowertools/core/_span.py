@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -129,7 +130,7 @@ class CallSpan:
             "request_id": self.request_id,
             "usage": None,
             "cost_usd": 0.0,
-            "status": "error",
+            "status": "cancelled" if isinstance(exc, asyncio.CancelledError) else "error",
             "latency_ms": (time.perf_counter() - self._t0) * 1000,
         }
 
@@ -149,7 +150,12 @@ class CallSpan:
             if self.reservation is not None:
                 self._tracker.release(self.reservation)
             return
-        self.result = self._tracker._write(**kwargs)[0]
+        try:
+            self.result = self._tracker._write(**kwargs)[0]
+        except Exception:
+            if exc is None:
+                raise
+            _log_masked(exc)
 
     async def __aenter__(self) -> CallSpan:
         self._start()
@@ -167,4 +173,16 @@ class CallSpan:
             if self.reservation is not None:
                 await self._tracker.arelease(self.reservation)
             return
-        self.result = (await self._tracker._off_loop(lambda: self._tracker._write(**kwargs)))[0]
+        try:
+            written = await self._tracker._off_loop(lambda: self._tracker._write(**kwargs))
+        except Exception:
+            if exc is None:
+                raise
+            _log_masked(exc)
+        else:
+            self.result = written[0]
+
+
+def _log_masked(exc: BaseException) -> None:
+    # Recording a failed call must never replace the caller's own exception.
+    logger.exception("could not record the failed call (%s: %s)", type(exc).__name__, exc)
