@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,9 +12,18 @@ from typing import Any
 from aipowertools.sessions.langchain import SessionChatMessageHistory
 from aipowertools.testing import SimModel, Simulator
 
-from ._turn import langchain_turn, llama_turn
 
-TURN = str(Path(__file__).with_name("_turn.py"))
+def _load_turn() -> Any:
+    spec = importlib.util.spec_from_file_location("_sessions_e2e_turn", TURN_PATH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TURN_PATH = Path(__file__).with_name("_turn.py")
+TURN = str(TURN_PATH)
 
 
 def _reply(request: Any) -> str:
@@ -39,11 +49,12 @@ def test_conversations_survive_a_process_restart(tmp_path: Path) -> None:
     store = f"diskcache://{tmp_path / 'sessions'}"
     with Simulator(models=[SimModel("gpt-4o-mini", reply=_reply)]) as sim:
         base_url = sim.base_url("openai")
+        turn = _load_turn()
         question = "My name is Ada."
         first = {  # in this process ...
-            "langchain": langchain_turn(store, base_url, question),
-            "buffer": llama_turn(store, base_url, question, new_memory=False),
-            "memory": llama_turn(store, base_url, question, new_memory=True),
+            "langchain": turn.langchain_turn(store, base_url, question),
+            "buffer": turn.llama_turn(store, base_url, question, new_memory=False),
+            "memory": turn.llama_turn(store, base_url, question, new_memory=True),
         }
         second = _run(store, base_url, "What is my name?")  # ... and in a new one
     assert first == {

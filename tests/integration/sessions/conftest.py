@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -82,6 +82,12 @@ def make_backend(kind: str, url: str) -> SessionBackend:
     from aipowertools.sessions._s3 import S3Backend
 
     return S3Backend(url)
+
+
+@pytest.fixture
+def make_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """``make_url(kind)``: a store URL of ``kind`` private to the calling test."""
+    return lambda kind: store_url(kind, request, tmp_path)
 
 
 @pytest.fixture(params=BACKENDS)
