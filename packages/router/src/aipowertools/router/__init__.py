@@ -15,6 +15,7 @@ from aipowertools.router._complexity import (
 from aipowertools.router._deployment import Deployment, quality_prior, resolve
 from aipowertools.router._engine import Candidate, Decision, DecisionEngine, RouteRequest
 from aipowertools.router._health import DeploymentState, HealthPolicy
+from aipowertools.router._local import LocalModelManager
 from aipowertools.router._result import Attempt, NoDeploymentError, RouteResult
 from aipowertools.router._router import PROVIDER_MODELS, LLMRouter
 from aipowertools.router._strategies import (
@@ -55,6 +56,7 @@ __all__ = [
     "LatencyOptimal",
     "LeastBusy",
     "LiteLLMTransport",
+    "LocalModelManager",
     "NoDeploymentError",
     "ParallelBest",
     "QualityFirst",
