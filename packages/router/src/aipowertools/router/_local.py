@@ -43,8 +43,8 @@ class LocalModelManager:
             (``quality``, ``timeout``, ``max_concurrency``...).
 
     Example:
-        >>> manager = LocalModelManager(router, ollama_urls=["http://localhost:11434"])  # doctest: +SKIP
-        >>> async with manager:  # discovers now, then every interval_s  # doctest: +SKIP
+        >>> manager = LocalModelManager(router, ollama_urls=["http://localhost:11434"])
+        >>> async with manager:  # discovers now, then every interval_s
         ...     await router.route(task="hi", confidential=True)
     """
 
