@@ -23,7 +23,11 @@ def test_public_api_is_locked() -> None:
         "get_context",
         "set_context",
     ]
-    assert lc.__all__ == ["CostCallbackHandler", "LoggingCallbackHandler"]
+    assert lc.__all__ == [
+        "AsyncCostCallbackHandler",
+        "CostCallbackHandler",
+        "LoggingCallbackHandler",
+    ]
     assert li.__all__ == [
         "Instrumentation",
         "LegacyCostCallbackHandler",

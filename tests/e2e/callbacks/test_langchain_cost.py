@@ -229,3 +229,34 @@ async def test_router_chat_model_astream(llm_simulator, tracker) -> None:
     async for _ in model.astream("five", config={"callbacks": [CostCallbackHandler(tracker)]}):
         pass
     assert _ledger(tracker) == _sim(llm_simulator)
+
+
+async def test_async_handler_on_a_sqlite_ledger(llm_simulator, tmp_path) -> None:
+    from aipowertools.callbacks.langchain import AsyncCostCallbackHandler
+
+    llm_simulator.add_model(SimModel("gpt-4o-mini", reply="async ledger"))
+    tracker = CostTracker(budget_usd=1.0, store=f"sqlite:///{tmp_path / 'ledger.db'}")
+    handler = AsyncCostCallbackHandler(tracker, task="async")
+    model = _chat(llm_simulator, stream_usage=True, max_tokens=20)
+    cfg = {"callbacks": [handler], "metadata": {"user": "bo"}}
+    await model.ainvoke("one", config=cfg)
+    async for _ in model.astream("two", config=cfg):
+        pass
+    await model.abatch(["three", "four"], config=cfg)
+    assert _ledger(tracker) == _sim(llm_simulator)
+    records = list(tracker.records())
+    assert {(r.task, r.user) for r in records} == {("async", "bo")}
+    assert tracker.reserved_usd() == 0
+    llm_simulator.fail_next("gpt-4o-mini", 1)
+    with pytest.raises(Exception):  # noqa: B017 - the provider error itself
+        await model.ainvoke("fails", config=cfg)
+    assert tracker.reserved_usd() == 0
+    strict = CostTracker(budget_usd=0.000001, store="memory://")
+    before = llm_simulator.stats().requests
+    with pytest.raises(BudgetExceededError):
+        await _chat(llm_simulator, max_tokens=4000).ainvoke(
+            "too big", config={"callbacks": [AsyncCostCallbackHandler(strict)]}
+        )
+    assert llm_simulator.stats().requests == before
+    tracker.close()
+    strict.close()

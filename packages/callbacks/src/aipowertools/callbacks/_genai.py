@@ -267,8 +267,15 @@ def estimate_usage(prompt: Any, completion: str, model: str | None) -> Tokens:
     return Tokens(input_tokens=input_tokens, output_tokens=output_tokens)
 
 
-def record_call(
-    tracker: Any,
+def record_call(tracker: Any, state: RunState, **kwargs: Any) -> bool:
+    """Write one call into the tracker (settling its reservation); idempotent on request id.
+
+    Takes the arguments of :func:`record_kwargs`.
+    """
+    return bool(tracker.record(**record_kwargs(state, **kwargs)))
+
+
+def record_kwargs(
     state: RunState,
     *,
     request_id: str,
@@ -281,8 +288,8 @@ def record_call(
     task: str | None = None,
     tags: Sequence[str] = (),
     trace_id: str | None = None,
-) -> bool:
-    """Write one call into the tracker (settling its reservation); idempotent on request id."""
+) -> dict[str, Any]:
+    """The ``CostTracker.record`` arguments for a finished call."""
     kwargs: dict[str, Any] = {
         "model": model or state.model,
         "request_id": request_id,
@@ -300,7 +307,7 @@ def record_call(
         kwargs["cost_exact"] = False
     if state.reservation is not None:
         kwargs["reservation"] = state.reservation
-    return bool(tracker.record(**kwargs))
+    return kwargs
 
 
 def log_event(

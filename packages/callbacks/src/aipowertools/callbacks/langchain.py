@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 
 from aipowertools.callbacks._genai import (
     Runs,
@@ -32,7 +32,7 @@ from aipowertools.callbacks._genai import (
     llm_response_attributes,
     log_event,
     provider_name,
-    record_call,
+    record_kwargs,
     span_ids,
     start_span,
 )
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from aipowertools.callbacks._logger import StructuredLogger
 
-__all__ = ["CostCallbackHandler", "LoggingCallbackHandler"]
+__all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler", "LoggingCallbackHandler"]
 
 _log = logging.getLogger("aipowertools.callbacks")
 _USER_KEYS = ("user", "user_id")
@@ -155,7 +155,159 @@ def _openai_messages(messages: list[BaseMessage]) -> list[dict[str, Any]]:
     return converted if isinstance(converted, list) else [converted]
 
 
-class CostCallbackHandler(BaseCallbackHandler):
+class _CostLogic:
+    """What the sync and async cost handlers share: reading runs, building ledger calls."""
+
+    tracker: Any
+    user: str | None
+    session: str | None
+    task: str | None
+    tags: tuple[str, ...]
+    monitor: Any
+    _runs: Runs
+
+    @property
+    def ignore_chain(self) -> bool:
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    def _setup(
+        self,
+        tracker: Any,
+        user: str | None,
+        session: str | None,
+        task: str | None,
+        tags: Sequence[str],
+        monitor: Any,
+    ) -> None:
+        self.tracker = tracker
+        self.user = user
+        self.session = session
+        self.task = task
+        self.tags = tuple(tags)
+        self.monitor = monitor
+        self._runs = Runs()
+
+    def _begin(
+        self,
+        serialized: dict[str, Any] | None,
+        prompt: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        kwargs: Mapping[str, Any],
+        kind: str,
+    ) -> tuple[RunState, dict[str, Any] | None]:
+        """The run's state, and the reservation to make when hard budgets apply."""
+        meta = metadata or {}
+        params = _params(kwargs)
+        model, provider = _model_and_provider(serialized, meta, params)
+        state = RunState(
+            run_id=str(run_id),
+            kind=kind,
+            name=model or "llm",
+            started=time.perf_counter(),
+            parent_run_id=str(parent_run_id) if parent_run_id else None,
+            model=model,
+            provider=provider,
+            prompt=prompt,
+            tags=tuple(tags or ()),
+            metadata=meta,
+        )
+        if not has_hard_limits(self.tracker):
+            return state, None
+        max_tokens = (
+            params.get("max_tokens")
+            or params.get("max_completion_tokens")
+            or meta.get("ls_max_tokens")
+        )
+        user, _, task, ledger_tags = self._who(state)
+        return state, {
+            "model": model,
+            "messages": _openai_messages(prompt[0]) if kind == "chat" else prompt[0],
+            "max_tokens": int(max_tokens) if max_tokens else None,
+            "user": user,
+            "task": task,
+            "tags": ledger_tags,
+            "request_id": str(run_id),
+        }
+
+    def _first_token(self, run_id: UUID) -> None:
+        state = self._runs.get(run_id)
+        if state is not None and state.first_token is None:
+            state.first_token = time.perf_counter()
+
+    def _who(self, state: RunState) -> tuple[str | None, str | None, str | None, tuple[str, ...]]:
+        meta = state.metadata
+        user = _first(meta, _USER_KEYS) or self.user
+        session = _first(meta, _SESSION_KEYS) or self.session
+        task = _first(meta, _TASK_KEYS) or self.task
+        tags = self.tags + tuple(t for t in state.tags if ":" not in t and t not in self.tags)
+        return user, session, task, tags
+
+    def _finish(
+        self, state: RunState, response: LLMResult, run_id: UUID
+    ) -> tuple[dict[str, Any], Tokens, str | None]:
+        """The ``record`` arguments of a finished run, its usage and the answering model."""
+        usage, response_model, _, text, _ = _usage_from_result(response)
+        estimated = usage is None
+        if usage is None:
+            prompt = state.prompt[0] if state.prompt else None
+            if state.kind == "chat" and prompt is not None:
+                prompt = _openai_messages(prompt)
+            usage = estimate_usage(prompt, text, response_model or state.model)
+        user, session, task, tags = self._who(state)
+        trace_id, _ = span_ids(_current_span())
+        record = record_kwargs(
+            state,
+            request_id=_ledger_key(response) or str(run_id),
+            usage=usage,
+            model=response_model or state.model,
+            estimated=estimated,
+            user=user,
+            session=session,
+            task=task,
+            tags=tags,
+            trace_id=trace_id or state.parent_run_id or state.run_id,
+        )
+        return record, usage, response_model or state.model
+
+    def _monitor_ok(self, state: RunState, usage: Tokens, model: str | None) -> None:
+        if self.monitor is not None:
+            self.monitor.record(
+                f"{state.provider or 'unknown'}/{model}",
+                latency_ms=state.duration_ms(),
+                ttft_ms=state.ttft_ms(),
+                ok=True,
+                output_tokens=usage.output_tokens,
+                input_tokens=usage.input_tokens,
+                provider=state.provider,
+                model=model,
+            )
+
+    def _monitor_error(self, state: RunState, error: BaseException) -> None:
+        if self.monitor is not None:
+            from aipowertools.core.errors import classify
+
+            self.monitor.record(
+                f"{state.provider or 'unknown'}/{state.model}",
+                latency_ms=state.duration_ms(),
+                ok=False,
+                error_kind=classify(error),
+                provider=state.provider,
+                model=state.model,
+            )
+
+
+class CostCallbackHandler(_CostLogic, BaseCallbackHandler):
     """Records every chat model / LLM call into a ``CostTracker`` and enforces its budgets.
 
     * Usage comes from the final message's ``usage_metadata`` (streams included, when the
@@ -200,25 +352,7 @@ class CostCallbackHandler(BaseCallbackHandler):
         tags: Sequence[str] = (),
         monitor: Any = None,
     ) -> None:
-        self.tracker = tracker
-        self.user = user
-        self.session = session
-        self.task = task
-        self.tags = tuple(tags)
-        self.monitor = monitor
-        self._runs = Runs()
-
-    @property
-    def ignore_chain(self) -> bool:  # noqa: D102 - LangChain flag
-        return True
-
-    @property
-    def ignore_agent(self) -> bool:  # noqa: D102 - LangChain flag
-        return True
-
-    @property
-    def ignore_retriever(self) -> bool:  # noqa: D102 - LangChain flag
-        return True
+        self._setup(tracker, user, session, task, tags, monitor)
 
     def _start(
         self,
@@ -231,39 +365,12 @@ class CostCallbackHandler(BaseCallbackHandler):
         kwargs: Mapping[str, Any],
         kind: str,
     ) -> None:
-        meta = metadata or {}
-        params = _params(kwargs)
-        model, provider = _model_and_provider(serialized, meta, params)
-        state = RunState(
-            run_id=str(run_id),
-            kind=kind,
-            name=model or "llm",
-            started=time.perf_counter(),
-            parent_run_id=str(parent_run_id) if parent_run_id else None,
-            model=model,
-            provider=provider,
-            prompt=prompt,
-            tags=tuple(tags or ()),
-            metadata=meta,
+        state, reserve = self._begin(
+            serialized, prompt, run_id, parent_run_id, tags, metadata, kwargs, kind
         )
-        if has_hard_limits(self.tracker):
-            max_tokens = (
-                params.get("max_tokens")
-                or params.get("max_completion_tokens")
-                or meta.get("ls_max_tokens")
-            )
-            messages = _openai_messages(prompt[0]) if kind == "chat" else prompt[0]
-            user, _, task, ledger_tags = self._who(state)
+        if reserve is not None:
             # Raises BudgetExceededError before the provider is called (raise_error=True).
-            state.reservation = self.tracker.reserve(
-                model=model,
-                messages=messages,
-                max_tokens=int(max_tokens) if max_tokens else None,
-                user=user,
-                task=task,
-                tags=ledger_tags,
-                request_id=str(run_id),
-            )
+            state.reservation = self.tracker.reserve(**reserve)
         self._runs.start(state)
 
     def on_chat_model_start(
@@ -306,17 +413,7 @@ class CostCallbackHandler(BaseCallbackHandler):
 
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Note the time of the first streamed token."""
-        state = self._runs.get(run_id)
-        if state is not None and state.first_token is None:
-            state.first_token = time.perf_counter()
-
-    def _who(self, state: RunState) -> tuple[str | None, str | None, str | None, tuple[str, ...]]:
-        meta = state.metadata
-        user = _first(meta, _USER_KEYS) or self.user
-        session = _first(meta, _SESSION_KEYS) or self.session
-        task = _first(meta, _TASK_KEYS) or self.task
-        tags = self.tags + tuple(t for t in state.tags if ":" not in t and t not in self.tags)
-        return user, session, task, tags
+        self._first_token(run_id)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         """Record the call's usage and cost (estimated when the provider sent no usage)."""
@@ -324,39 +421,9 @@ class CostCallbackHandler(BaseCallbackHandler):
         if state is None:
             return
         try:
-            usage, response_model, _, text, _ = _usage_from_result(response)
-            estimated = usage is None
-            if usage is None:
-                prompt = state.prompt[0] if state.prompt else None
-                if state.kind == "chat" and prompt is not None:
-                    prompt = _openai_messages(prompt)
-                usage = estimate_usage(prompt, text, response_model or state.model)
-            user, session, task, tags = self._who(state)
-            trace_id, _ = span_ids(_current_span())
-            record_call(
-                self.tracker,
-                state,
-                request_id=_ledger_key(response) or str(run_id),
-                usage=usage,
-                model=response_model or state.model,
-                estimated=estimated,
-                user=user,
-                session=session,
-                task=task,
-                tags=tags,
-                trace_id=trace_id or state.parent_run_id or state.run_id,
-            )
-            if self.monitor is not None:
-                self.monitor.record(
-                    f"{state.provider or 'unknown'}/{response_model or state.model}",
-                    latency_ms=state.duration_ms(),
-                    ttft_ms=state.ttft_ms(),
-                    ok=True,
-                    output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
-                    input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
-                    provider=state.provider,
-                    model=response_model or state.model,
-                )
+            record, usage, model = self._finish(state, response, run_id)
+            self.tracker.record(**record)
+            self._monitor_ok(state, usage, model)
         except Exception:
             _log.warning("CostCallbackHandler: could not record run %s", run_id, exc_info=True)
 
@@ -368,19 +435,124 @@ class CostCallbackHandler(BaseCallbackHandler):
         try:
             if state.reservation is not None:
                 self.tracker.release(state.reservation)
-            if self.monitor is not None:
-                from aipowertools.core.errors import classify
-
-                self.monitor.record(
-                    f"{state.provider or 'unknown'}/{state.model}",
-                    latency_ms=state.duration_ms(),
-                    ok=False,
-                    error_kind=classify(error),
-                    provider=state.provider,
-                    model=state.model,
-                )
+            self._monitor_error(state, error)
         except Exception:
             _log.warning("CostCallbackHandler: could not release run %s", run_id, exc_info=True)
+
+
+class AsyncCostCallbackHandler(_CostLogic, AsyncCallbackHandler):
+    """:class:`CostCallbackHandler` for async applications on a networked ledger.
+
+    Same behaviour, but the ledger is written with ``CostTracker.areserve`` / ``arecord`` /
+    ``arelease`` (off the event loop), so a Redis or PostgreSQL store never blocks the loop.
+    Use it with ``ainvoke`` / ``astream`` / ``abatch``; in sync code use
+    :class:`CostCallbackHandler`.
+
+    Args:
+        tracker: The ``CostTracker`` to record into.
+        user: Default user for the records.
+        session: Default session.
+        task: Default task name.
+        tags: Tags added to every record.
+        monitor: Optional ``ProviderMonitor`` fed with each call's latency, TTFT and outcome.
+    """
+
+    raise_error = True  # so that BudgetExceededError stops the call
+
+    def __init__(
+        self,
+        tracker: Any,
+        *,
+        user: str | None = None,
+        session: str | None = None,
+        task: str | None = None,
+        tags: Sequence[str] = (),
+        monitor: Any = None,
+    ) -> None:
+        self._setup(tracker, user, session, task, tags, monitor)
+
+    async def _astart(
+        self,
+        serialized: dict[str, Any] | None,
+        prompt: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        kwargs: Mapping[str, Any],
+        kind: str,
+    ) -> None:
+        try:
+            state, reserve = self._begin(
+                serialized, prompt, run_id, parent_run_id, tags, metadata, kwargs, kind
+            )
+            if reserve is not None:
+                state.reservation = await self.tracker.areserve(**reserve)
+            self._runs.start(state)
+        except BudgetExceededError:
+            raise
+        except Exception:
+            _log.warning("AsyncCostCallbackHandler: could not start run %s", run_id, exc_info=True)
+
+    async def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember the call and reserve its worst-case cost against hard budgets."""
+        await self._astart(
+            serialized, messages, run_id, parent_run_id, tags, metadata, kwargs, "chat"
+        )
+
+    async def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember a completion-style call and reserve against hard budgets."""
+        await self._astart(
+            serialized, prompts, run_id, parent_run_id, tags, metadata, kwargs, "llm"
+        )
+
+    async def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Note the time of the first streamed token."""
+        self._first_token(run_id)
+
+    async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        """Record the call's usage and cost (estimated when the provider sent no usage)."""
+        state = self._runs.pop(run_id)
+        if state is None:
+            return
+        try:
+            record, usage, model = self._finish(state, response, run_id)
+            await self.tracker.arecord(**record)
+            self._monitor_ok(state, usage, model)
+        except Exception:
+            _log.warning("AsyncCostCallbackHandler: could not record run %s", run_id, exc_info=True)
+
+    async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Release the call's reservation; tell the monitor about the failure."""
+        state = self._runs.pop(run_id)
+        if state is None:
+            return
+        try:
+            if state.reservation is not None:
+                await self.tracker.arelease(state.reservation)
+            self._monitor_error(state, error)
+        except Exception:
+            _log.warning("AsyncCostCallbackHandler: could not release %s", run_id, exc_info=True)
 
 
 def _ledger_key(response: LLMResult) -> str | None:
