@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -130,14 +131,17 @@ class LedgerContract:
 
     def test_optimistic_retry_refuses_and_still_sees_expiry(self, backend: LedgerBackend) -> None:
         checks = [Check(G_DAY, to_nanos(1.0))]
-        kw = {"expires_at": T0 + 1, "now": T0}
-        assert backend.reserve("a", to_nanos(0.9), [G_DAY], checks, **kw).ok
-        refused = backend.reserve("b", to_nanos(0.5), [G_DAY], checks, optimistic=True, **kw)
+        exp, now = T0 + 1, T0
+        assert backend.reserve("a", to_nanos(0.9), [G_DAY], checks, expires_at=exp, now=now).ok
+        refused = backend.reserve(
+            "b", to_nanos(0.5), [G_DAY], checks, expires_at=exp, now=now, optimistic=True
+        )
         assert (refused.ok, refused.reserved_nanos) == (False, to_nanos(0.9))
         # Once the hold has expired the optimistic read defers to the locked path.
-        later = {"expires_at": T0 + 60, "now": T0 + 2}
-        assert backend.reserve("b", to_nanos(0.5), [G_DAY], checks, optimistic=True, **later).ok
-        assert backend.reserve("c", to_nanos(0.1), [G_DAY], checks, optimistic=True, **later).ok
+        for rid, usd in (("b", 0.5), ("c", 0.1)):
+            assert backend.reserve(
+                rid, to_nanos(usd), [G_DAY], checks, expires_at=T0 + 60, now=T0 + 2, optimistic=True
+            ).ok
         assert backend.buckets([G_DAY], T0 + 2)[G_DAY] == (0, to_nanos(0.6))
 
     def test_reading_buckets_drops_expired_holds(self, backend: LedgerBackend) -> None:
@@ -185,11 +189,11 @@ class TestMemoryLedger(LedgerContract):
 
 class TestSQLiteLedger(LedgerContract):
     @pytest.fixture
-    def backend(self, tmp_path: object) -> LedgerBackend:
+    def backend(self, tmp_path: object) -> Iterator[LedgerBackend]:
         from pathlib import Path
 
         b = SQLiteLedger(Path(str(tmp_path)) / "sub" / "ledger.db", f"t{uuid.uuid4().hex[:8]}")
-        yield b  # type: ignore[misc]
+        yield b
         b.close()
 
 

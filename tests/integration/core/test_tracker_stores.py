@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ def test_two_trackers_share_budget_and_alert_once(store: str) -> None:
     trackers = []
     for name in ("a", "b"):
         t = CostTracker(budget_usd=1.0, alert_threshold_usd=0.5, store=store, namespace=ns)
-        t.on_alert(lambda alert, name=name: seen.append((name, alert)))
+        t.on_alert(functools.partial(lambda who, alert: seen.append((who, alert)), name))
         trackers.append(t)
     a, b = trackers
     held = a.reserve(0.7, user="ann")
@@ -42,7 +43,8 @@ def test_two_trackers_share_budget_and_alert_once(store: str) -> None:
     assert b.spent_usd(period="month") == pytest.approx(0.8)
     assert b.spent_usd("user:ann", "day") == pytest.approx(0.2)
     daily = b.get_daily_report()
-    assert (daily.task_count, daily.remaining) == (7, pytest.approx(0.2))
+    assert daily.task_count == 7
+    assert daily.remaining == pytest.approx(0.2)
     assert b.cost_per_user() == pytest.approx({"-": 0.6, "ann": 0.2})
     assert len((b.export_csv() or "").splitlines()) == 8
     assert [p.calls for p in b.trend(days=2)] == [0, 7]
