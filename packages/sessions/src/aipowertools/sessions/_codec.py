@@ -46,6 +46,12 @@ class _TypeCodec:
     cls: type
     encode: Callable[[Any], Any]
     decode: Callable[[Any], Any]
+    # Fast path for pydantic models: their serializer writes the JSON bytes directly.
+    encode_json: Callable[[Any], bytes] | None = None
+    header: bytes = b""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "header", f'{{"{TAG}":{json.dumps(self.name)},"v":'.encode())
 
 
 class TypeRegistry:
@@ -68,15 +74,18 @@ class TypeRegistry:
         Pydantic models need no ``encode``/``decode``: ``model_dump(mode="json")`` and
         ``model_validate`` are used.
         """
+        encode_json = None
         if encode is None or decode is None:
             if not (hasattr(cls, "model_dump") and hasattr(cls, "model_validate")):
                 raise ConfigurationError(
                     f"register {cls.__qualname__} with encode= and decode= functions "
                     "(only pydantic models work without them)"
                 )
-            encode = encode or (lambda obj: obj.model_dump(mode="json"))
+            if encode is None:
+                encode = lambda obj: obj.model_dump(mode="json")  # noqa: E731
+                encode_json = lambda obj: obj.model_dump_json().encode()  # noqa: E731
             decode = decode or cls.model_validate
-        codec = _TypeCodec(name or _qualname(cls), cls, encode, decode)
+        codec = _TypeCodec(name or _qualname(cls), cls, encode, decode, encode_json)
         self._by_type[cls] = codec
         self._by_name[codec.name] = codec
 
@@ -89,6 +98,10 @@ class TypeRegistry:
                     self._by_type[cls] = codec
                 return codec
         return None
+
+    def exact(self, cls: type) -> _TypeCodec | None:
+        """The codec registered for exactly ``cls`` (a dict lookup, for the fast path)."""
+        return self._by_type.get(cls)
 
     def by_name(self, name: str) -> _TypeCodec | None:
         """The codec stored under ``name``."""
@@ -273,10 +286,14 @@ class Codec:
     def encode(self, value: Any) -> bytes:
         """Serialize ``value`` into an envelope."""
         fmt = _FMT_JSON
+        fast = self.registry.exact(type(value))
         try:
-            body = json.dumps(
-                value, default=self._default, separators=(",", ":"), ensure_ascii=False
-            ).encode()
+            if fast is not None and fast.encode_json is not None:
+                body = fast.header + fast.encode_json(value) + b"}"
+            else:
+                body = json.dumps(
+                    value, default=self._default, separators=(",", ":"), ensure_ascii=False
+                ).encode()
         except (TypeError, ValueError) as exc:
             if self._pickle_key is None:
                 raise ConfigurationError(

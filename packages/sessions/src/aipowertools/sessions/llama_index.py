@@ -93,7 +93,10 @@ class SessionChatStore(BaseChatStore):
         return "SessionChatStore"
 
     def _s(self, key: str) -> Session:
-        return self._sessions(key)
+        # straight from pydantic's private-attribute dict: its __getattr__ costs microseconds
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        session: Session = private["_sessions"](key)
+        return session
 
     def set_messages(self, key: str, messages: list[ChatMessage]) -> None:
         """Replace the messages of ``key`` (under the session lock)."""
