@@ -131,3 +131,25 @@ def test_corrupt_payload_is_reported(chain) -> None:
     report = log.verify()
     assert report.first_bad_seq == 1
     assert report.record is None
+
+
+def test_two_processes_extend_one_chain(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "shared.db"
+    code = (
+        "import sys\n"
+        "from aipowertools.callbacks import StructuredLogger\n"
+        f"log = StructuredLogger('p', store='sqlite:///{db}')\n"
+        "for i in range(40):\n"
+        "    log.audit('access', action=f'{sys.argv[1]}-{i}')\n"
+        "    log.flush()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, name]) for name in ("a", "b")]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    log = StructuredLogger("check", store=SQLiteSink(db))
+    report = log.verify()
+    assert report.ok
+    assert report.checked == 80
+    log.close()

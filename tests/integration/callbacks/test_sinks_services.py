@@ -213,3 +213,12 @@ def test_langchain_calls_succeed_while_postgres_log_store_is_down(
     assert log.stats()[0].dropped == 0
     log.close()
     proxy.stop()
+
+
+def test_store_url_for_postgres(postgres_url) -> None:
+    log = StructuredLogger("pg_url", store=postgres_url)
+    log.info("via_url", n=1)
+    log.audit("access", action="read")
+    assert [e["n"] for e in log.query(event_type="via_url")] == [1]
+    assert log.verify().ok
+    assert log.stats()[0].sink == "postgresql"
