@@ -118,11 +118,13 @@ async def _worker(args: argparse.Namespace) -> dict[str, float]:
 
 
 _SIM_SERVER = """
-import sys
+import json, sys
 from aipowertools.testing import SimModel, Simulator
-name, rpm, tpm, window = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-model = SimModel(name, reply="ok ok ok ok", rpm=rpm, tpm=tpm, rate_window_s=window)
-with Simulator(models=[model]) as sim:
+models = [
+    SimModel(name, reply="ok ok ok ok", rpm=rpm, tpm=tpm, rate_window_s=window)
+    for name, rpm, tpm, window in json.loads(sys.argv[1])
+]
+with Simulator(models=models) as sim:
     print(sim.base_url("openai"), flush=True)
     sys.stdin.read()  # serve until the parent closes our stdin
 """
@@ -130,11 +132,21 @@ with Simulator(models=[model]) as sim:
 
 @contextlib.contextmanager
 def simulator_process(
-    rpm: int, tpm: int, window: float, name: str = "sim-limited"
+    rpm: int = 0,
+    tpm: int = 0,
+    window: float = 1.0,
+    name: str = "sim-limited",
+    *,
+    models: list[tuple[str, int, int, float]] | None = None,
 ) -> Iterator[str]:
-    """Run the simulator in its own process (a traced or busy parent must not slow it down)."""
+    """Run the simulator in its own process (a traced or busy parent must not slow it down).
+
+    ``models`` lists ``(name, rpm, tpm, window_s)``; by default the one model given by the
+    other arguments.
+    """
+    spec = models if models is not None else [(name, rpm, tpm, window)]
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SIM_SERVER, name, str(rpm), str(tpm), str(window)],
+        [sys.executable, "-c", _SIM_SERVER, json.dumps(spec)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

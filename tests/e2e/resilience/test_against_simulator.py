@@ -28,12 +28,21 @@ def _bench():
     return module
 
 
-async def test_adaptive_limiter_learns_the_real_limit():
+@pytest.fixture(scope="module")
+def limited_simulator():
+    """One simulator process for the load tests: its own process, so a traced test run (or a
+    busy event loop here) cannot slow the provider down."""
+    models = [("sim-limited", 20, 20 * 400, 2.0), ("adaptive-m", 10, 1_000_000, 2.0)]
+    with _bench().simulator_process(models=models) as base_url:
+        yield base_url
+
+
+@pytest.mark.slow
+async def test_adaptive_limiter_learns_the_real_limit(limited_simulator):
     """Configured 2x above the simulator's limit: 429s stop after the first few."""
     import openai
 
-    with _bench().simulator_process(10, 1_000_000, 2.0, name="adaptive-m") as base_url:
-        await _adaptive_run(openai, base_url)
+    await _adaptive_run(openai, limited_simulator)
 
 
 async def _adaptive_run(openai, base_url: str) -> None:
@@ -78,22 +87,20 @@ async def _adaptive_run(openai, base_url: str) -> None:
 
 
 @pytest.mark.slow
-def test_four_processes_on_one_redis_limiter_get_no_429(redis_url):
+def test_four_processes_on_one_redis_limiter_get_no_429(limited_simulator, redis_url):
     """Short CI version of bench/bench_resilience.py (the 30 s run lives there)."""
-    bench = _bench()
-    with bench.simulator_process(rpm=20, tpm=20 * 400, window=2.0) as base_url:
-        totals = bench.run_load(
-            base_url=base_url,
-            redis_url=redis_url,
-            mode="ours",
-            duration=4.0,
-            processes=4,
-            rpm=20,
-            tpm=20 * 400,
-            window=2.0,
-            concurrency=8,
-            startup=6.0,
-        )
+    totals = _bench().run_load(
+        base_url=limited_simulator,
+        redis_url=redis_url,
+        mode="ours",
+        duration=4.0,
+        processes=4,
+        rpm=20,
+        tpm=20 * 400,
+        window=2.0,
+        concurrency=8,
+        startup=6.0,
+    )
     assert totals["429"] == 0, totals
     assert totals["errors"] == 0, totals
     # A 4 s run over a 2 s window is too short to show the bench's figure (30 s over a 10 s
