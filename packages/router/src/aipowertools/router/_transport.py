@@ -137,6 +137,9 @@ class LiteLLMTransport:
             "model": deployment.model,
             "messages": list(messages),
             "timeout": deployment.timeout,
+            # The router fails over and retries itself; an SDK retrying inside one attempt
+            # would hide failures from the health state and double the time to fail over.
+            "max_retries": 0,
         }
         if deployment.api_base:
             kwargs["api_base"] = deployment.api_base
