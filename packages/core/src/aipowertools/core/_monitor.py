@@ -189,15 +189,6 @@ class _Bucket:
         self.latency.subtract(other.latency)
         self.ttft.subtract(other.ttft)
 
-    def merge(self, other: _Bucket) -> None:
-        self.requests += other.requests
-        self.errors += other.errors
-        self.avail_errors += other.avail_errors
-        self.output_tokens += other.output_tokens
-        self.gen_seconds += other.gen_seconds
-        self.latency.merge(other.latency)
-        self.ttft.merge(other.ttft)
-
 
 @dataclass(frozen=True)
 class ProviderStats:
