@@ -223,3 +223,74 @@ class RedisBackend:
 
     def close(self) -> None:
         """The client is shared (owned by aipowertools.core.stores); nothing to release."""
+
+    # -- native async (redis.asyncio, one shared client per event loop) ------------------------
+
+    def _ar(self) -> Any:
+        from aipowertools.core.stores import async_redis_client
+
+        return async_redis_client(self.url)
+
+    async def _aeval(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        import redis.exceptions
+
+        client = self._ar()
+        try:
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return await client.eval(script.script, len(keys), *keys, *args)
+
+    async def aget(self, ns: str, sid: str, key: str) -> Versioned | None:
+        """Async :meth:`get`."""
+        base = self._base(ns, sid)
+        data, version = await self._ar().hmget(base + "h", f"d:{key}", f"v:{key}")
+        return None if data is None else Versioned(bytes(data), int(version))
+
+    async def aset(self, ns: str, sid: str, key: str, data: bytes, expected: int | None) -> int:
+        """Async :meth:`set`."""
+        base = self._base(ns, sid)
+        ok, version = await self._aeval(
+            self._set, [base + "h", base + "m"], [key, data, "" if expected is None else expected]
+        )
+        if not ok:
+            raise conflict(sid, key, expected, int(version))
+        return int(version)
+
+    async def aappend(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
+        """Async :meth:`append`."""
+        if len(items) > _MAX_ARGS:
+            import asyncio
+
+            return await asyncio.to_thread(self.append, ns, sid, key, items)
+        base = self._base(ns, sid)
+        keys = [base + "l:" + key, base + "k", base + "m"]
+        length = int(await self._ar().rpush(keys[0], *items))
+        if length == len(items):
+            await self._aeval(self._register, keys, [key])
+        return length
+
+    async def alength(self, ns: str, sid: str, key: str) -> int:
+        """Async :meth:`length`."""
+        return int(await self._ar().llen(self._base(ns, sid) + "l:" + key))
+
+    async def aread(self, ns: str, sid: str, key: str, start: int, stop: int) -> list[bytes]:
+        """Async :meth:`read`."""
+        if stop <= start:
+            return []
+        found = await self._ar().lrange(self._base(ns, sid) + "l:" + key, start, stop - 1)
+        return [bytes(x) for x in found]
+
+    async def atrim(self, ns: str, sid: str, key: str, keep_last: int) -> int:
+        """Async :meth:`trim`."""
+        return int(await self._aeval(self._trim, [self._base(ns, sid) + "l:" + key], [keep_last]))
+
+    async def atouch(self, ns: str, sid: str, ttl: float | None) -> None:
+        """Async :meth:`touch`."""
+        base = self._base(ns, sid)
+        ms = "" if ttl is None else str(max(1, int(ttl * 1000)))
+        expiry = "inf" if ttl is None else repr(time.time() + ttl)
+        await self._aeval(
+            self._touch,
+            [base + "h", base + "m", base + "k", f"{self._prefix}:idx:{ns}"],
+            [ms, sid, base + "l:", expiry],
+        )

@@ -494,13 +494,48 @@ class Session:
 
     # -- async twins --------------------------------------------------------------------------
 
+    # Backends with native async methods (``aappend``, ``aread``...: Redis) are awaited
+    # directly; the others run in a worker thread.
+
+    def _native(self) -> Any:
+        return self.backend if hasattr(self.backend, "aappend") else None
+
+    async def _atouch(self, native: Any) -> None:
+        now = time.monotonic()
+        if self._touched is None or (self.ttl is not None and now - self._touched > self.ttl / 10):
+            await native.atouch(self.namespace, self.session_id, self.ttl)
+            self._touched = now
+
     async def aset(self, key: str, value: Any, *, expected_version: int | None = None) -> int:
         """Async :meth:`set`."""
-        return await asyncio.to_thread(self.set, key, value, expected_version=expected_version)
+        native = self._native()
+        if native is None or not self.auto_save:
+            return await asyncio.to_thread(self.set, key, value, expected_version=expected_version)
+        self._key(key)
+        data = self._encode(key, value)
+        await self._atouch(native)
+        version: int = await native.aset(
+            self.namespace, self.session_id, key, data, expected_version
+        )
+        return version
 
     async def aget(self, key: str, default: Any = None) -> Any:
         """Async :meth:`get`."""
-        return await asyncio.to_thread(self.get, key, default)
+        native = self._native()
+        if native is None:
+            return await asyncio.to_thread(self.get, key, default)
+        self._key(key)
+        ns, sid = self.namespace, self.session_id
+        found = await native.aget(ns, sid, key)
+        value: Any = _MISSING
+        if found is not None:
+            value = self._decode(key, found.data)
+        else:
+            items = await native.aread(ns, sid, key, 0, _ALL)
+            if items:
+                value = [self._decode(key, d) for d in items]
+        value = self._overlay(key, value)
+        return default if value is _MISSING else value
 
     async def aget_versioned(self, key: str) -> tuple[Any, int]:
         """Async :meth:`get_versioned`."""
@@ -524,19 +559,57 @@ class Session:
 
     async def aappend(self, key: str, value: Any) -> None:
         """Async :meth:`append`."""
-        await asyncio.to_thread(self.extend, key, [value])
+        await self.aextend(key, [value])
 
     async def aextend(self, key: str, values: Iterable[Any]) -> None:
         """Async :meth:`extend`."""
-        await asyncio.to_thread(self.extend, key, list(values))
+        native = self._native()
+        if native is None or not self.auto_save:
+            await asyncio.to_thread(self.extend, key, list(values))
+            return
+        self._key(key)
+        items = [self._encode(key, v) for v in values]
+        if not items:
+            return
+        ns, sid = self.namespace, self.session_id
+        if self.max_items is not None and self.trim == "error":
+            have = await native.alength(ns, sid, key)
+            if have + len(items) > self.max_items:
+                raise SessionLimitError(
+                    sid,
+                    key,
+                    f"list has {have} items; {len(items)} more exceed max_items={self.max_items}",
+                )
+        await self._atouch(native)
+        length = await native.aappend(ns, sid, key, items)
+        if self.max_items is not None and self.trim == "oldest":
+            if length < 0:
+                length = await native.alength(ns, sid, key)
+            if length > self.max_items:
+                await native.atrim(ns, sid, key, self.max_items)
 
     async def alength(self, key: str) -> int:
         """Async :meth:`length`."""
-        return await asyncio.to_thread(self.length, key)
+        native = self._native()
+        if native is None:
+            return await asyncio.to_thread(self.length, key)
+        self._key(key)
+        n: int = await native.alength(self.namespace, self.session_id, key)
+        return n
 
     async def aitems(self, key: str, start: int = 0, stop: int | None = None) -> list[Any]:
         """Async :meth:`items`."""
-        return await asyncio.to_thread(self.items, key, start, stop)
+        native = self._native()
+        if native is None:
+            return await asyncio.to_thread(self.items, key, start, stop)
+        self._key(key)
+        ns, sid = self.namespace, self.session_id
+        if start < 0 or (stop is not None and stop < 0):
+            n = await native.alength(ns, sid, key)
+            start = max(n + start, 0) if start < 0 else start
+            stop = None if stop is None else (max(n + stop, 0) if stop < 0 else stop)
+        end = _ALL if stop is None else stop
+        return [self._decode(key, d) for d in await native.aread(ns, sid, key, start, end)]
 
     async def asave(self) -> None:
         """Async :meth:`save`."""

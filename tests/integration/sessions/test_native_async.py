@@ -1,0 +1,65 @@
+"""Backends with native async methods (Redis) are awaited directly, with the same semantics."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+from aipowertools.core.errors import SessionConflictError
+from aipowertools.sessions import Session, SessionLimitError
+from aipowertools.sessions._redis import RedisBackend
+
+
+@pytest.fixture
+def redis_backend(redis_url: str) -> RedisBackend:
+    return RedisBackend(redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
+
+
+async def test_async_paths_match_sync(redis_backend: RedisBackend) -> None:
+    ns = f"a{uuid.uuid4().hex[:8]}"
+    s = Session("native", store=redis_backend, namespace=ns, ttl=60)
+    assert await s.aset("v", {"a": 1}, expected_version=0) == 1
+    with pytest.raises(SessionConflictError):
+        await s.aset("v", {"a": 2}, expected_version=0)
+    await s.aextend("h", range(6))
+    await s.aextend("h", [])
+    assert await s.alength("h") == 6
+    assert await s.aitems("h", -2) == [4, 5]
+    assert await s.aitems("h", 1, -3) == [1, 2]
+    assert await s.aget("h") == list(range(6))
+    assert await s.aget("v") == {"a": 1}
+    assert await s.aget("missing", "dflt") == "dflt"
+    assert s.get("h") == list(range(6))  # the sync side sees the same data
+    assert redis_backend._r.pttl(redis_backend._base(ns, "native") + "l:h") > 0  # TTL applied
+
+
+async def test_async_limits(redis_backend: RedisBackend) -> None:
+    ns = f"a{uuid.uuid4().hex[:8]}"
+    window = Session("w", store=redis_backend, namespace=ns, max_items=3)
+    for i in range(5):
+        await window.aappend("h", i)
+    assert await window.aget("h") == [2, 3, 4]
+    strict = Session("s", store=redis_backend, namespace=ns, max_items=2, trim="error")
+    await strict.aextend("h", [1, 2])
+    with pytest.raises(SessionLimitError):
+        await strict.aappend("h", 3)
+    big = await redis_backend.aappend(ns, "big", "h", [b"x"] * 4500)  # past one RPUSH's batch
+    assert big == 4500
+
+
+async def test_async_buffered_session_uses_the_buffer(redis_backend: RedisBackend) -> None:
+    ns = f"a{uuid.uuid4().hex[:8]}"
+    s = Session("buf", store=redis_backend, namespace=ns, auto_save=False)
+    await s.aset("v", 1)
+    await s.aappend("h", "x")
+    assert await s.aget("h") == ["x"]
+    assert Session("buf", store=redis_backend, namespace=ns).keys() == []
+    await s.asave()
+    assert Session("buf", store=redis_backend, namespace=ns).get_all() == {"h": ["x"], "v": 1}
+
+
+async def test_script_cache_miss_falls_back_to_eval(redis_backend: RedisBackend) -> None:
+    script = SimpleNamespace(sha="0" * 40, script="return 7")
+    assert await redis_backend._aeval(script, [], []) == 7
