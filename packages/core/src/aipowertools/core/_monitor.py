@@ -3,8 +3,10 @@
 ``ProviderMonitor`` keeps, per deployment, a ring of short time buckets covering a sliding
 window and one bucket per hour for history. Each bucket holds counters and two
 :class:`LatencySketch` es (latency, time to first token): log-spaced histograms in the style of
-DDSketch, with a bounded relative error, which merge by adding counts. Window quantiles are
-computed by merging the buckets; nothing keeps a sorted list of samples.
+DDSketch, with a bounded relative error, which merge (and un-merge) by adding (subtracting)
+counts. The window's running totals are kept by adding each call and subtracting each bucket
+that expires, so reading the window does not depend on how many buckets it spans; nothing
+keeps a sorted list of samples.
 
 Alerts (provider down, high latency, high error rate) fire once per crossing, with hysteresis,
 when a call is recorded and from a background timer (so a condition that only changes with
