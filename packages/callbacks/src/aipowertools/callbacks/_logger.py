@@ -142,8 +142,8 @@ class StructuredLogger:
         >>> log = StructuredLogger("my_module", store="memory://")
         >>> log.set_context(user_id="user123")
         >>> log.info("llm_call_started", model="gpt-4o", tokens=1500)
-        >>> [e["user_id"] for e in log.query(event_type="llm_call_started")]
-        ['user123']
+        >>> len(log.query(event_type="llm_call_started", filters={"user_id": "user123"}))
+        1
     """
 
     def __init__(

@@ -78,8 +78,8 @@ class SQLiteSink(QueryableSink):
     Example:
         >>> sink = SQLiteSink(":memory:")
         >>> sink.write([{"ts": 1.0, "event": "hello", "kind": "log", "model": "gpt-4o"}])
-        >>> [e["event"] for e in sink.query(filters={"model": "gpt-4o"})]
-        ['hello']
+        >>> len(sink.query(event_type="hello", filters={"model": "gpt-4o"}))
+        1
     """
 
     name = "sqlite"
