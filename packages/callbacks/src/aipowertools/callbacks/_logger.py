@@ -43,7 +43,7 @@ class _Default:
 DEFAULT: Any = _Default()
 
 _shared_lock = threading.Lock()
-_shared: dict[str, Pump] = {}
+_shared: dict[tuple[str, bytes | None], Pump] = {}
 _atexit_registered = False
 
 
@@ -77,10 +77,10 @@ def open_store(url: str, *, audit_key: bytes | None = None) -> QueryableSink:
 def _shared_pump(url: str, audit_key: bytes | None, max_buffer: int) -> Pump:
     global _atexit_registered
     with _shared_lock:
-        pump = _shared.get(url)
+        pump = _shared.get((url, audit_key))
         if pump is None:
             pump = Pump(open_store(url, audit_key=audit_key), max_buffer=max_buffer)
-            _shared[url] = pump
+            _shared[(url, audit_key)] = pump
             if not _atexit_registered:
                 atexit.register(_close_shared)
                 _atexit_registered = True

@@ -237,8 +237,9 @@ def _sqlite_value(value: Any) -> Any:
 class PostgresSink(QueryableSink):
     """Events in PostgreSQL (``jsonb``), indexed by type and time, and by any field (GIN).
 
-    The sink keeps its own connection and reconnects after a failure; while the database is
-    away events wait in the logger's buffer.
+    The sink keeps its own connection (not the shared pool of ``aipowertools.core.stores``, so
+    that a dead database fails its writes fast instead of waiting for a pool slot) and
+    reconnects after a failure; while the database is away events wait in the logger's buffer.
 
     Args:
         url: ``postgresql://`` URL.
