@@ -317,3 +317,28 @@ async def test_settle_counts_the_request_from_its_answer():
     assert r2 is not None
     r2.settle()  # no token change, restamp only
     assert limiter.get_stats("k").keys["k"].usage["tokens_per_0_4s"] == (10.0, 100.0)
+
+
+async def test_a_store_failure_fails_the_waiters_instead_of_hanging_them(caplog):
+    from aipowertools.core.errors import StoreUnavailableError
+    from aipowertools.resilience._backend import MemoryBackend
+
+    class Flaky(MemoryBackend):
+        broken = False
+
+        async def areserve(self, key, limits, tokens):
+            if self.broken:
+                raise StoreUnavailableError("redis://x", "connection refused")
+            return self.reserve(key, limits, tokens)
+
+    limiter = RateLimiter(requests_per_second=1)
+    backend = Flaky()
+    limiter.backend = backend
+    await limiter.acquire("k")
+    waiters = [asyncio.create_task(limiter.acquire("k")) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    backend.broken = True
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, StoreUnavailableError) for r in results)
+    assert "scheduler failed" in caplog.text
+    assert limiter.get_stats().queued_total == 0
