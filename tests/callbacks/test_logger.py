@@ -367,3 +367,27 @@ def test_events_logged_right_before_exit_are_written(tmp_path) -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert len(path.read_text().splitlines()) == 200
+
+
+def test_idle_writer_thread_ends_and_restarts() -> None:
+    import time
+
+    from aipowertools.callbacks._pump import Pump
+
+    got: list[dict] = []
+
+    class Collect(Sink):
+        def write(self, events) -> None:
+            got.extend(events)
+
+    pump = Pump(Collect(), idle_exit=0.05)
+    pump.put({"event": "a"})
+    assert pump.flush(2)
+    deadline = time.monotonic() + 2
+    while pump._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pump._thread is None
+    pump.put({"event": "b"})
+    assert pump.flush(2)
+    assert [e["event"] for e in got] == ["a", "b"]
+    pump.close()

@@ -66,8 +66,10 @@ class Pump:
         max_buffer: int = 10_000,
         batch_size: int = 500,
         max_backoff: float = 5.0,
+        idle_exit: float = 30.0,
     ) -> None:
         self.sink = sink
+        self._idle_exit = idle_exit
         self._max_buffer = max_buffer
         self._batch_size = batch_size
         self._max_backoff = max_backoff
@@ -116,7 +118,10 @@ class Pump:
         while True:
             with self._cond:
                 while not self._buffer and not self._closed:
-                    self._cond.wait()
+                    if not self._cond.wait(self._idle_exit) and not self._buffer:
+                        # Idle: let the thread end; the next put() starts a new one.
+                        self._thread = None
+                        return
                 if not self._buffer and self._closed:
                     return
                 batch = [

@@ -13,6 +13,7 @@ import json
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,9 @@ class SQLiteSink(QueryableSink):
                     f"CREATE INDEX IF NOT EXISTS ix_events_f_{name.replace('.', '_')} "
                     f"ON events(json_extract(data, '$.{name}'), ts)"
                 )
+            # Close the connection when the sink is collected without close() (Python 3.13+
+            # warns about unclosed sqlite3 connections).
+            weakref.finalize(self, conn.close)
             self._conn = conn
         return self._conn
 
