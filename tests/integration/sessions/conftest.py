@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,24 +16,49 @@ from aipowertools.sessions import MemoryBackend, SessionBackend
 BACKENDS = ["memory", "diskcache", "redis", "postgresql", "s3"]
 
 
+# moto's ThreadedMotoServer, run in its own process: in this one it would share the GIL with
+# pytest and be traced by coverage, which makes it several times slower.
+_MOTO = """
+import logging, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # until the test session closes our stdin
+server.stop()
+"""
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server over real HTTP on loopback, with one bucket."""
+    """A moto S3 server (ThreadedMotoServer) over real HTTP on loopback, with one bucket."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-        Bucket="aipt-sessions"
-    )
-    try:
-        yield endpoint
-    finally:
-        server.stop()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    with subprocess.Popen(
+        [sys.executable, "-c", _MOTO],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in env.items() if not k.startswith("COV_CORE")},
+    ) as server:
+        assert server.stdout is not None
+        assert server.stdin is not None
+        port = int(server.stdout.readline())
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket="aipt-sessions")
+        try:
+            yield endpoint
+        finally:
+            server.stdin.close()
+            server.wait(timeout=10)
 
 
 @pytest.fixture(autouse=True)

@@ -59,7 +59,11 @@ class SessionBackend(Protocol):
         ...
 
     def append(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
-        """Append ``items`` atomically, in order; returns the list length after the append."""
+        """Append ``items`` atomically, in order.
+
+        Returns the list length after the append, or -1 when the store cannot tell without
+        another round trip (the session then asks :meth:`length` only if it needs it).
+        """
         ...
 
     def length(self, ns: str, sid: str, key: str) -> int:
