@@ -23,6 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 WORDS = [
     "alpha",
@@ -244,6 +245,57 @@ def run_load(
     return totals
 
 
+def _acquire_overhead(redis_url: str, measure: Any) -> Any:
+    """Cost of one uncontended acquire + settle: memory and Redis vs InMemoryRateLimiter."""
+    from langchain_core.rate_limiters import InMemoryRateLimiter
+
+    from aipowertools.resilience import RateLimiter
+
+    memory = RateLimiter(requests_per_second=1e9, tokens_per_minute=1e12)
+    shared = RateLimiter(
+        requests_per_second=1e9,
+        tokens_per_minute=1e12,
+        store=redis_url,
+        prefix=f"bench:{uuid.uuid4().hex}",
+    )
+    peer = InMemoryRateLimiter(requests_per_second=1e9, max_bucket_size=1e9)
+
+    def mem_call() -> None:
+        memory.acquire_sync("k", tokens=100).settle(90)
+
+    def redis_call() -> None:
+        shared.acquire_sync("k", tokens=100).settle(90)
+
+    mem, mem_runs = measure(mem_call, runs=5, number=2000)
+    red, red_runs = measure(redis_call, runs=5, number=300)
+    lc, lc_runs = measure(lambda: peer.acquire(), runs=5, number=2000)
+
+    def results(result: Any) -> list[Any]:
+        return [
+            result(
+                "acquire+settle, memory",
+                "us",
+                mem * 1e6,
+                peer="InMemoryRateLimiter.acquire",
+                peer_median=lc * 1e6,
+                runs=[r * 1e6 for r in mem_runs],
+                peer_runs=[r * 1e6 for r in lc_runs],
+                notes="uncontended; requests + tokens limits, one key",
+            ),
+            result(
+                "acquire+settle, Redis (2 round trips)",
+                "us",
+                red * 1e6,
+                peer="InMemoryRateLimiter.acquire",
+                peer_median=lc * 1e6,
+                runs=[r * 1e6 for r in red_runs],
+                notes="local Redis 7",
+            ),
+        ]
+
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker", action="store_true")
@@ -266,7 +318,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _harness import Result, write_results
+    from _harness import Result, measure, write_results
 
     results = {}
     for mode in ("ours", "peer"):
@@ -284,6 +336,7 @@ def main() -> None:
                 concurrency=args.concurrency,
                 margin=args.margin,
             )
+    overhead = _acquire_overhead(args.redis, measure)
     ours, peer = results["ours"], results["peer"]
     note = (
         f"{args.processes} processes x {args.concurrency} tasks, {args.duration:g} s, limit "
@@ -319,6 +372,7 @@ def main() -> None:
                 peer_median=peer["ok"],
                 notes=note,
             ),
+            *overhead(Result),
         ],
     )
 

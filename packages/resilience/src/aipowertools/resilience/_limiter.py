@@ -373,6 +373,8 @@ class RateLimiter:
 
     def _notify(self) -> None:
         """Capacity was freed: wake every scheduler to re-check now."""
+        if not len(self._schedulers):
+            return
         with self._lock:
             scheds = [s for per_loop in self._schedulers.values() for s in per_loop.values()]
         for sched in scheds:
@@ -380,6 +382,8 @@ class RateLimiter:
                 sched.loop.call_soon_threadsafe(sched.wake.set)
 
     def _queued_here(self, key: str) -> bool:
+        if not len(self._schedulers):
+            return False
         with self._lock:
             return any(len(p[key].queue) for p in self._schedulers.values() if key in p)
 
