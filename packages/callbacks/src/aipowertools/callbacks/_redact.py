@@ -120,18 +120,19 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """Return ``text`` with every secret-looking substring replaced."""
+        # Short strings (names, models, event types) repeat a lot: remember their result.
+        cache = self._text_cache
+        hit = cache.get(text)
+        if hit is not None:
+            return hit
         if len(text) > 128:
             return self._redact_text(text)
         if self._custom is None and _UUID.match(text):
             return text  # run and span ids: nothing secret can look like this
-        # Short strings (names, models, event types) repeat a lot: remember their result.
-        cache = self._text_cache
-        hit = cache.get(text)
-        if hit is None:
-            hit = self._redact_text(text)
-            if len(cache) >= 4096:
-                cache.clear()
-            cache[text] = hit
+        hit = self._redact_text(text)
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[text] = hit
         return hit
 
     def _redact_text(self, text: str) -> str:
@@ -162,7 +163,15 @@ class Redactor:
                 sensitive = known.get(key)
                 if sensitive is None:
                     sensitive = self.is_sensitive_key(key)
-                out[key] = REDACTED if sensitive else self.redact(v)
+                vkind = type(v)
+                if sensitive:
+                    out[key] = REDACTED
+                elif vkind is str:
+                    out[key] = self.redact_text(v)
+                elif v is None or vkind in (int, float, bool):
+                    out[key] = v
+                else:
+                    out[key] = self.redact(v)
             return out
         if isinstance(value, str):
             return self.redact_text(value)
