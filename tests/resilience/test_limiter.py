@@ -342,3 +342,20 @@ async def test_a_store_failure_fails_the_waiters_instead_of_hanging_them(caplog)
     assert all(isinstance(r, StoreUnavailableError) for r in results)
     assert "scheduler failed" in caplog.text
     assert limiter.get_stats().queued_total == 0
+
+
+def test_store_follows_a_redis_aipowertools_store_only(monkeypatch):
+    from aipowertools.resilience import CircuitBreaker
+    from aipowertools.resilience._backend import MemoryBackend
+    from aipowertools.resilience._store import resolve_store
+
+    monkeypatch.setenv("AIPOWERTOOLS_STORE", "sqlite:///tmp/ledger.db")
+    assert isinstance(RateLimiter(requests_per_second=1).backend, MemoryBackend)
+    assert resolve_store(None, "x") == ("memory://", False)
+    monkeypatch.setenv("AIPOWERTOOLS_STORE", "redis://127.0.0.1:6379/0")
+    assert resolve_store(None, "x") == ("redis://127.0.0.1:6379/0", True)
+    assert resolve_store("memory://", "x") == ("memory://", False)
+    with pytest.raises(StoreURLError):
+        CircuitBreaker("x", store="postgresql://localhost/db")
+    monkeypatch.delenv("AIPOWERTOOLS_STORE")
+    assert resolve_store(None, "x") == ("memory://", False)

@@ -88,7 +88,8 @@ class CircuitBreaker:
         counted: Which errors count as failures: ``ErrorKind`` values, exception types or a
             predicate. Default: transient, timeout and rate-limited (never the caller's own bad
             requests, authentication or content-policy errors).
-        store: ``None`` / ``"memory://"`` (this process) or a ``redis://`` URL (all processes).
+        store: ``"memory://"`` (this process) or a ``redis://`` URL (all processes); by
+            default a Redis ``AIPOWERTOOLS_STORE``, else memory.
         prefix: Redis key prefix.
         on_state_change: Called with a :class:`StateChange` on each transition.
         clock: Epoch-seconds clock of the in-memory store (tests inject a fake one).
@@ -147,19 +148,15 @@ class CircuitBreaker:
         self._listeners: list[Callable[[StateChange], Any]] = (
             [on_state_change] if on_state_change else []
         )
-        self._clock = clock if not store or store.startswith("memory") else time.time
-        url = store or "memory://"
-        scheme = url.split(":", 1)[0].lower()
-        self._shared = scheme in ("redis", "rediss", "unix")
+        from aipowertools.resilience._store import resolve_store
+
+        url, self._shared = resolve_store(store, "the circuit breaker")
+        self._clock = time.time if self._shared else clock
         self._store: BreakerStore
-        if scheme == "memory":
-            self._store = MemoryBreakerStore(self.config, clock)
-        elif self._shared:
+        if self._shared:
             self._store = RedisBreakerStore(url, name, self.config, prefix)
         else:
-            from aipowertools.core.errors import StoreURLError
-
-            raise StoreURLError(url, "circuit breakers support memory:// and redis:// stores")
+            self._store = MemoryBreakerStore(self.config, clock)
 
     # -- events --------------------------------------------------------------------------
 

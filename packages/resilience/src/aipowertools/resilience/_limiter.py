@@ -252,7 +252,8 @@ class RateLimiter:
         limits: Extra :class:`Limit` objects for the default key set.
         key_limits: Per-key limits replacing the defaults for that key, as keyword dicts
             (``{"gpt-4o": {"requests_per_minute": 500}}``) or ``Limit`` lists.
-        store: ``"memory://"`` or a ``redis://`` / ``rediss://`` URL.
+        store: ``"memory://"`` or a ``redis://`` / ``rediss://`` URL; by default a Redis
+            ``AIPOWERTOOLS_STORE``, else memory.
         aging_seconds: A waiter's priority improves by one step per this many seconds waited.
         adaptive: Learn from 429 answers (``True``, ``False`` or an :class:`AdaptiveConfig`).
         prefix: Redis key prefix.
@@ -303,8 +304,7 @@ class RateLimiter:
         self.aging_seconds = float(aging_seconds)
         self.max_sleep = float(max_sleep)
         config = adaptive if isinstance(adaptive, AdaptiveConfig) else AdaptiveConfig(adaptive)
-        self.store = store or "memory://"
-        self.backend: Backend = _make_backend(self.store, config, prefix)
+        self.backend: Backend = _make_backend(store, config, prefix)
         self._schedulers: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, _KeyScheduler]
         ] = weakref.WeakKeyDictionary()
@@ -658,16 +658,12 @@ class RateLimiter:
         self.close()
 
 
-def _make_backend(store: str, adaptive: AdaptiveConfig, prefix: str) -> Backend:
-    scheme = store.split(":", 1)[0].lower()
-    if scheme == "memory":
+def _make_backend(store: str | None, adaptive: AdaptiveConfig, prefix: str) -> Backend:
+    from aipowertools.resilience._store import resolve_store
+
+    url, shared = resolve_store(store, "the rate limiter")
+    if not shared:
         return MemoryBackend(adaptive)
-    if scheme in ("redis", "rediss", "unix"):
-        from aipowertools.resilience._redis import RedisBackend
+    from aipowertools.resilience._redis import RedisBackend
 
-        return RedisBackend(store, adaptive, prefix)
-    from aipowertools.core.errors import StoreURLError
-
-    raise StoreURLError(
-        store, "the rate limiter supports memory:// (one process) and redis:// (shared)"
-    )
+    return RedisBackend(url, adaptive, prefix)
