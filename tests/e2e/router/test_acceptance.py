@@ -117,9 +117,9 @@ async def test_failover_primary_30pct_failing_secondary_down() -> None:
 
 
 async def test_race_cuts_p99_at_small_extra_cost() -> None:
-    n = 200
+    n = 100
     models = [SimModel(m, reply=REPLY, ttft_ms=10) for m in ("a", "b")]
-    slow = Fault("slow_first_token", delay_s=0.4)
+    slow = Fault("slow_first_token", delay_s=1.0)
 
     async def run(strategy: Any) -> tuple[float, float]:
         with Simulator(models=models, seed=3) as sim:
@@ -130,13 +130,14 @@ async def test_race_cuts_p99_at_small_extra_cost() -> None:
                 monitor=False,
             )
             await router.route(task="warm up")
-            results = await _many(router, n, concurrency=10)
+            # Low concurrency: the figure is about hedging, not about queueing for the CPU.
+            results = await _many(router, n, concurrency=4)
             assert all(not isinstance(r, BaseException) for r in results)
             latencies = sorted(r.latency_ms for r in results)
             return latencies[int(0.99 * (n - 1))], sum(r.cost for r in results)
 
     base_p99, base_cost = await run("fallback")
-    race_p99, race_cost = await run(Race("fallback", hedge_after=0.08))
+    race_p99, race_cost = await run(Race("fallback", hedge_after=0.1))
     cut = 1 - race_p99 / base_p99
     extra = race_cost / base_cost - 1
     print(
