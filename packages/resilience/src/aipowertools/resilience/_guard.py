@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -78,7 +79,9 @@ class Guard:
             else:
                 pool = concurrent.futures.ThreadPoolExecutor(1)
                 try:
-                    out = pool.submit(fn).result(timeout=self.timeout)
+                    # the callee sees our context variables (tracing, LangChain's run context)
+                    ctx = contextvars.copy_context()
+                    out = pool.submit(ctx.run, fn).result(timeout=self.timeout)
                 except concurrent.futures.TimeoutError:
                     raise self._timeout_error() from None
                 finally:
