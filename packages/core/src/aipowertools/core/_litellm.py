@@ -26,8 +26,9 @@ def litellm() -> ModuleType:
     Sets ``LITELLM_LOCAL_MODEL_COST_MAP=True`` (unless the user set it already) before the
     import, so that litellm reads its bundled price map instead of fetching one, and
     ``litellm.disable_hf_tokenizer_download = True`` after it, so that token counting never
-    reaches for the network, and ``litellm.suppress_debug_info = True``, so that errors we
-    classify and handle do not print litellm's "Give Feedback / Get Help" banner. Safe to call from many threads; configuration happens once.
+    reaches for the network, and ``litellm.suppress_debug_info = True``, so that the errors
+    we classify and handle do not print litellm's "Give Feedback / Get Help" banner.
+    Safe to call from many threads; configuration happens once.
 
     Returns:
         The imported ``litellm`` module.
