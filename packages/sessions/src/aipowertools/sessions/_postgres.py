@@ -2,8 +2,7 @@
 
 The schema is created on first use and versioned in ``aipt_sessions_migrations``; migrations
 run under a transaction-level advisory lock so concurrent first users do not race. A list
-append is one statement: it bumps the list's ``tail`` counter (the row lock serializes
-appenders, so sequence numbers are gap-free and in commit order) and inserts the items.
+append is one statement inserting one row per item, numbered by a sequence.
 """
 
 from __future__ import annotations
@@ -42,6 +41,18 @@ _MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (ns, sid, key, seq));
         """,
     ),
+    (
+        # v2: item numbers from one sequence instead of a per-list counter row, so an append
+        # is a single-row insert (no counter update). Numbers continue above every v1 number.
+        2,
+        """
+        CREATE SEQUENCE aipt_session_items_seq AS bigint OWNED BY aipt_session_items.seq;
+        SELECT setval('aipt_session_items_seq',
+                      (SELECT coalesce(max(seq), 0) + 1 FROM aipt_session_items), false);
+        ALTER TABLE aipt_session_items
+            ALTER COLUMN seq SET DEFAULT nextval('aipt_session_items_seq');
+        """,
+    ),
 ]
 _MIGRATION_LOCK = 0x41495054  # "AIPT"
 
@@ -51,22 +62,26 @@ _LIVE = (
     "AND s.expires_at <= extract(epoch FROM clock_timestamp()))"
 )
 
-_APPEND = """
-WITH c AS (
-    INSERT INTO aipt_session_lists AS l (ns, sid, key, head, tail)
-    VALUES (%(ns)s, %(sid)s, %(key)s, 0, %(n)s)
-    ON CONFLICT (ns, sid, key) DO UPDATE SET tail = l.tail + EXCLUDED.tail
-    RETURNING head, tail),
-ins AS (
-    INSERT INTO aipt_session_items (ns, sid, key, seq, data)
-    SELECT %(ns)s, %(sid)s, %(key)s, c.tail - %(n)s + t.ord - 1, t.data
-    FROM c, unnest(%(items)s::bytea[]) WITH ORDINALITY AS t(data, ord))
-SELECT tail - head FROM c
-"""
+# One statement: name the list (a no-op once it exists) and insert the items, numbered in
+# order by the sequence. A later append always gets larger numbers than any append that
+# committed before it started, so lists keep the order appends were acknowledged in.
+_LIST = (
+    "WITH l AS (INSERT INTO aipt_session_lists (ns, sid, key) "
+    "VALUES (%(ns)s, %(sid)s, %(key)s) ON CONFLICT (ns, sid, key) DO NOTHING) "
+)
+_APPEND_ONE = (
+    _LIST + "INSERT INTO aipt_session_items (ns, sid, key, data) "
+    "VALUES (%(ns)s, %(sid)s, %(key)s, %(data)s)"
+)
+_APPEND_MANY = (
+    _LIST + "INSERT INTO aipt_session_items (ns, sid, key, data) "
+    "SELECT %(ns)s, %(sid)s, %(key)s, t.data "
+    "FROM unnest(%(items)s::bytea[]) WITH ORDINALITY AS t(data, ord) ORDER BY t.ord"
+)
 
 
-def migrate(conn: Any) -> int:
-    """Bring the schema up to date on ``conn``; returns the schema version."""
+def migrate(conn: Any, *, target: int | None = None) -> int:
+    """Bring the schema up to ``target`` (default: the latest) on ``conn``; returns the version."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute(
@@ -78,7 +93,7 @@ def migrate(conn: Any) -> int:
         ).fetchone()
         current = int(row[0])
         for version, sql in _MIGRATIONS:
-            if version > current:
+            if current < version <= (target or version):
                 conn.execute(sql)
                 conn.execute(
                     "INSERT INTO aipt_sessions_migrations (version) VALUES (%s)", (version,)
@@ -176,59 +191,48 @@ class PostgresBackend:
                 )
 
     def append(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
-        rows = self._q(
-            _APPEND, {"ns": ns, "sid": sid, "key": key, "n": len(items), "items": list(items)}
-        )
-        return int(rows[0][0])
+        p: dict[str, Any] = {"ns": ns, "sid": sid, "key": key}
+        if len(items) == 1:
+            self._q(_APPEND_ONE, {**p, "data": items[0]})
+        else:
+            self._q(_APPEND_MANY, {**p, "items": list(items)})
+        return -1  # counting costs a scan; the Session asks only when it has a size limit
 
     def length(self, ns: str, sid: str, key: str) -> int:
         rows = self._q(
-            "SELECT tail - head FROM aipt_session_lists "
+            "SELECT count(*) FROM aipt_session_items "
             f"WHERE ns = %(ns)s AND sid = %(sid)s AND key = %(key)s AND {_LIVE}",
             {"ns": ns, "sid": sid, "key": key},
         )
-        return int(rows[0][0]) if rows else 0
+        return int(rows[0][0])
 
     def read(self, ns: str, sid: str, key: str, start: int, stop: int) -> list[bytes]:
         if stop <= start:
             return []
         rows = self._q(
-            "SELECT i.data FROM aipt_session_lists l JOIN aipt_session_items i "
-            "USING (ns, sid, key) WHERE l.ns = %(ns)s AND l.sid = %(sid)s AND l.key = %(key)s "
-            "AND i.seq >= l.head + %(start)s AND i.seq < l.head + %(stop)s "
-            f"AND {_LIVE} ORDER BY i.seq",
-            {"ns": ns, "sid": sid, "key": key, "start": start, "stop": stop},
+            "SELECT data FROM aipt_session_items WHERE ns = %(ns)s AND sid = %(sid)s "
+            f"AND key = %(key)s AND {_LIVE} ORDER BY seq OFFSET %(start)s LIMIT %(limit)s",
+            {"ns": ns, "sid": sid, "key": key, "start": start, "limit": stop - start},
         )
         return [bytes(r[0]) for r in rows]
 
     def trim(self, ns: str, sid: str, key: str, keep_last: int) -> int:
-        p = {"ns": ns, "sid": sid, "key": key, "keep": keep_last}
-        with self._conn() as conn, conn.transaction():
-            row = conn.execute(
-                "SELECT head, tail FROM aipt_session_lists WHERE ns = %(ns)s AND sid = %(sid)s "
-                "AND key = %(key)s FOR UPDATE",
-                p,
-            ).fetchone()
-            if row is None or row[1] - row[0] <= keep_last:
-                return 0
-            head = row[1] - keep_last
-            conn.execute(
-                "UPDATE aipt_session_lists SET head = %(head)s WHERE ns = %(ns)s "
-                "AND sid = %(sid)s AND key = %(key)s",
-                {**p, "head": head},
-            )
-            conn.execute(
+        with self._conn() as conn:
+            cur = conn.execute(
                 "DELETE FROM aipt_session_items WHERE ns = %(ns)s AND sid = %(sid)s "
-                "AND key = %(key)s AND seq < %(head)s",
-                {**p, "head": head},
+                "AND key = %(key)s AND seq < (SELECT seq FROM aipt_session_items "
+                "WHERE ns = %(ns)s AND sid = %(sid)s AND key = %(key)s "
+                "ORDER BY seq DESC OFFSET %(skip)s LIMIT 1)",
+                {"ns": ns, "sid": sid, "key": key, "skip": keep_last - 1},
             )
-            return int(head - row[0])
+            return int(cur.rowcount)
 
     def keys(self, ns: str, sid: str) -> list[str]:
         rows = self._q(
             "SELECT key FROM aipt_session_values WHERE ns = %(ns)s AND sid = %(sid)s "
-            "UNION SELECT key FROM aipt_session_lists WHERE ns = %(ns)s AND sid = %(sid)s "
-            f"AND tail > head AND {_LIVE}",
+            "UNION SELECT key FROM aipt_session_lists l WHERE ns = %(ns)s AND sid = %(sid)s "
+            "AND EXISTS (SELECT 1 FROM aipt_session_items i WHERE i.ns = l.ns "
+            f"AND i.sid = l.sid AND i.key = l.key) AND {_LIVE}",
             {"ns": ns, "sid": sid},
         )
         if rows and not self._alive(ns, sid):

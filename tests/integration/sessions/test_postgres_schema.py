@@ -1,0 +1,50 @@
+"""PostgreSQL schema: created on first use, versioned, and migrated without reordering data."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from aipowertools.sessions import Session
+from aipowertools.sessions._postgres import PostgresBackend, migrate
+
+
+def test_schema_migrates_from_v1_keeping_list_order(postgres_url: str) -> None:
+    schema = f"mig_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"SET search_path TO {schema}")
+        assert migrate(conn, target=1) == 1
+        for seq in range(3):  # a list written by version 1: per-list numbers 0, 1, 2
+            conn.execute(
+                "INSERT INTO aipt_session_items (ns, sid, key, seq, data) "
+                "VALUES ('default', 'old', 'h', %s, %s)",
+                (seq, b"\xa7\x00" + str(seq).encode()),
+            )
+        conn.execute(
+            "INSERT INTO aipt_session_lists (ns, sid, key, head, tail) "
+            "VALUES ('default', 'old', 'h', 0, 3)"
+        )
+        assert migrate(conn) == 2
+        assert migrate(conn) == 2  # idempotent
+        versions = [
+            r[0] for r in conn.execute("SELECT version FROM aipt_sessions_migrations ORDER BY 1")
+        ]
+        assert versions == [1, 2]
+    pool = ConnectionPool(
+        postgres_url,
+        kwargs={"options": f"-c search_path={schema}"},
+        min_size=1,
+        max_size=2,
+        open=True,
+    )
+    try:
+        session = Session("old", store=PostgresBackend(postgres_url, pool=pool))
+        session.extend("h", [3, 4])
+        assert session.get("h") == [0, 1, 2, 3, 4]
+        assert session.length("h") == 5
+        assert session.keys() == ["h"]
+    finally:
+        pool.close()
