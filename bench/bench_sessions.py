@@ -35,7 +35,7 @@ PG_ADMIN_URL = os.environ.get(
 )
 WRITERS, PER_WRITER = 8, 200
 S3_PER_WRITER = 200  # the full acceptance load; moto (~100 PUT/s here) makes it the slowest
-ROUNDS, PER_ROUND = 5, 100
+ROUNDS, PER_ROUND = 10, 50  # many short alternating rounds: noise hits both sides alike
 
 
 def _message(i: int) -> Any:
@@ -219,7 +219,7 @@ def _flatness(
     results: list[Result],
     label: str,
     peer: tuple[str, float] | None,
-    per_round: int = 100,
+    per_round: int = PER_ROUND,
 ) -> None:
     small, big = _ours(url), _ours(url)
     small.add_messages([_message(i) for i in range(10)])
@@ -444,7 +444,7 @@ def bench_s3(results: list[Result], url: str) -> None:
         )
     )
     results.append(Result("chat history append p99 [s3, moto]", "ms", percentile(s["ours"], 99)))
-    _flatness(url, results, "s3, moto", None, per_round=20)
+    _flatness(url, results, "s3, moto", None, per_round=10)
 
 
 def bench_losses(results: list[Result], tmp: Path, pg_url: str | None, s3_url: str | None) -> None:
