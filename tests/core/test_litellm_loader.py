@@ -4,8 +4,11 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from aipowertools.core import litellm
+import pytest
+
+from aipowertools.core import _litellm, litellm
 
 
 def test_loader_configures_once_and_is_thread_safe() -> None:
@@ -17,16 +20,33 @@ def test_loader_configures_once_and_is_thread_safe() -> None:
     assert os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")
 
 
-def test_user_setting_of_cost_map_env_is_kept() -> None:
-    code = (
-        "import os; os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] = 'true';"
-        "from aipowertools.core import litellm; litellm();"
-        "print(os.environ['LITELLM_LOCAL_MODEL_COST_MAP'])"
+@pytest.mark.parametrize(("user_value", "seen"), [(None, "True"), ("false", "false")])
+def test_cost_map_env_is_set_before_import_unless_the_user_set_it(
+    user_value: str | None, seen: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in litellm records the environment it is imported under, so the loader's
+    # first import is exercised in-process (a fresh interpreter importing the real litellm
+    # takes 15 s on a busy machine and proves no more).
+    (tmp_path / "litellm.py").write_text(
+        "import os\n"
+        "seen_cost_map_env = os.environ.get('LITELLM_LOCAL_MODEL_COST_MAP')\n"
+        "disable_hf_tokenizer_download = False\n"
+        "suppress_debug_info = False\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.strip() == "true"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "litellm", raising=False)
+    monkeypatch.setattr(_litellm, "_module", None)
+    if user_value is None:
+        monkeypatch.delenv("LITELLM_LOCAL_MODEL_COST_MAP", raising=False)
+    else:
+        monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", user_value)
+    module = litellm()
+    assert module.__file__ == str(tmp_path / "litellm.py")
+    assert module.seen_cost_map_env == seen
+    assert os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] == seen
+    assert module.disable_hf_tokenizer_download is True
+    assert module.suppress_debug_info is True
+    assert litellm() is module  # configured once
 
 
 def test_import_of_core_does_not_load_litellm_or_frameworks() -> None:
