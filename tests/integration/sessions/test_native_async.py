@@ -63,3 +63,13 @@ async def test_async_buffered_session_uses_the_buffer(redis_backend: RedisBacken
 async def test_script_cache_miss_falls_back_to_eval(redis_backend: RedisBackend) -> None:
     script = SimpleNamespace(sha="0" * 40, script="return 7")
     assert await redis_backend._aeval(script, [], []) == 7
+
+
+def test_lock_held_past_its_ttl_is_reported(redis_backend: RedisBackend) -> None:
+    import time
+
+    from aipowertools.sessions import SessionLockError
+
+    s = Session("l", store=redis_backend, namespace=f"a{uuid.uuid4().hex[:8]}")
+    with pytest.raises(SessionLockError), s.lock("edit", ttl=0.05):
+        time.sleep(0.15)  # the lock expired: someone else could have taken it

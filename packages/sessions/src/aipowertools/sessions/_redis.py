@@ -217,7 +217,12 @@ class RedisBackend:
             try:
                 yield
             finally:
-                lk.release()
+                import redis.exceptions
+
+                try:
+                    lk.release()
+                except redis.exceptions.LockError as exc:  # it expired while held
+                    raise SessionLockError(sid, name, ttl) from exc
 
         return _cm()
 
