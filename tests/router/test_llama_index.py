@@ -26,7 +26,8 @@ def make(transport: FakeTransport) -> RouterLLM:
 def test_metadata_is_what_every_deployment_honours(transport: FakeTransport) -> None:
     md = make(transport).metadata
     assert md.context_window == 16_000
-    assert md.num_output == 4096
+    assert md.num_output == -1  # like llama-index-llms-openai without max_tokens
+    assert RouterLLM(router=make(transport).router, max_tokens=256).metadata.num_output == 256
     assert md.is_chat_model
     assert md.is_function_calling_model
     assert md.model_name == "aipowertools-router"

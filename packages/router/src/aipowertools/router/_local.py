@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.router._deployment import Deployment
 
 if TYPE_CHECKING:
+    import httpx
+
     from aipowertools.router._router import LLMRouter
 
 logger = logging.getLogger("aipowertools.router")
@@ -116,6 +116,8 @@ class LocalModelManager:
 
     async def discover(self) -> dict[str, Deployment]:
         """Ask every configured server what it serves now; unreachable servers give nothing."""
+        import httpx  # imported here: it costs a noticeable share of the package import
+
         found: dict[str, Deployment] = {}
         async with httpx.AsyncClient(timeout=self.timeout_s) as client:
             jobs = [(u, self._ollama(client, u)) for u in self.ollama_urls]

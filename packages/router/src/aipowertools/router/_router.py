@@ -459,6 +459,16 @@ class LLMRouter:
         stream = self.stream(task, **kwargs)
         return iterate_sync(stream.__aiter__())
 
+    def budget_status(self) -> tuple[float | None, float]:
+        """(USD left this month or None without a budget, fraction of it spent), read now.
+
+        Routing reads the same figures through a 0.5 s cache; this refreshes the cache.
+        """
+        if self._accounting is None:
+            return None, 0.0
+        self._accounting._view_at = -1.0
+        return self._accounting.budget_view()
+
     # ------------------------------------------------------------------ feedback
     def _remember(self, request_id: str, deployment: str) -> None:
         served = self._served

@@ -171,7 +171,7 @@ class RouterLLM(FunctionCallingLLM):
         deployments = self._router.deployments
         return LLMMetadata(
             context_window=min(d.context_window or 8192 for d in deployments),
-            num_output=self.max_tokens or min(d.max_output_tokens or 4096 for d in deployments),
+            num_output=self.max_tokens or -1,
             is_chat_model=True,
             is_function_calling_model=any(d.supports_tools for d in deployments),
             model_name=self.model,

@@ -1,0 +1,283 @@
+"""Router benchmarks: decision time, routed-call CPU against bare litellm and LiteLLM's Router,
+import time, and the failover / hedging acceptance figures, all against the simulator.
+
+The simulator runs in its own process, so the CPU figures are the client's alone.
+Run: ``python bench/bench_router.py`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from _harness import Result, percentile, write_results
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+KEY = "sk-sim"
+MESSAGES = [{"role": "user", "content": "Say hello in five words."}]
+
+_SERVER = """
+import json, sys
+from aipowertools.testing import Fault, SimModel, Simulator
+spec = json.loads(sys.argv[1])
+models = [SimModel(m["name"], reply=m.get("reply", "Hello there, how are you?"),
+                   ttft_ms=m.get("ttft_ms", 0.0), fault_rates=m.get("fault_rates", {}))
+          for m in spec["models"]]
+with Simulator(models=models, seed=spec.get("seed", 0)) as sim:
+    for name, n, delay in spec.get("slow", []):
+        sim.schedule(name, [Fault("slow_first_token", delay_s=delay) if i % 10 == 5 else None
+                            for i in range(n)])
+    for name in spec.get("down", []):
+        sim.base_url("openai", name)
+        sim.down(name)
+    urls = {m.name: sim.base_url("openai", m.name) for m in models}
+    print(json.dumps(urls), flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextmanager
+def simulator(spec: dict[str, Any]) -> Iterator[dict[str, str]]:
+    """A simulator in a child process; yields each model's own OpenAI base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, json.dumps(spec)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the simulator process did not start")
+        yield json.loads(line)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def bench_decision() -> Result:
+    from aipowertools.router import DecisionEngine, Deployment, RouteRequest, get_strategy
+
+    deployments = [
+        Deployment(
+            f"openai/m{i}",
+            name=f"m{i}",
+            input_cost_per_token=1e-7 * (i + 1),
+            output_cost_per_token=4e-7 * (i + 1),
+            quality=0.3 + 0.012 * i,
+            local=i < 5,
+            context_window=8_000 + 4_000 * i,
+            supports_tools=i % 3 != 0,
+            supports_json=True,
+        )
+        for i in range(50)
+    ]
+    engine = DecisionEngine(deployments)
+    strategy = get_strategy("cost_optimal")
+    request = RouteRequest(prompt_tokens=1200, complexity=0.6, needs_tools=True)
+    p99s = []
+    for _ in range(5):
+        samples = []
+        for _ in range(4000):
+            start = time.perf_counter()
+            engine.decide(request, strategy)
+            samples.append(time.perf_counter() - start)
+        p99s.append(percentile(samples, 99) * 1e3)
+    return Result(
+        "decision p99, 50 deployments", "ms", statistics.median(p99s), runs=p99s,
+        target="<= 0.2 ms",
+    )  # fmt: skip
+
+
+def _cpu_per_call(fn: Callable[[], Awaitable[Any]], n: int) -> float:
+    async def run() -> float:
+        for _ in range(20):  # warm pools and caches
+            await fn()
+        start = time.process_time()
+        for _ in range(n):
+            await fn()
+        return (time.process_time() - start) / n
+
+    return asyncio.run(run())
+
+
+def bench_call_cpu() -> list[Result]:
+    from aipowertools.core import litellm
+    from aipowertools.router import Deployment, LLMRouter
+
+    lm = litellm()
+    lm.suppress_debug_info = True
+    spec = {"models": [{"name": "gpt-4o-mini"}, {"name": "gpt-4o"}]}
+    with simulator(spec) as urls:
+        mini, big = urls["gpt-4o-mini"], urls["gpt-4o"]
+
+        async def bare() -> Any:
+            return await lm.acompletion(
+                model="openai/gpt-4o-mini", api_base=mini, api_key=KEY, messages=MESSAGES,
+                max_retries=0,
+            )  # fmt: skip
+
+        ours = LLMRouter(
+            [Deployment("openai/gpt-4o-mini", api_base=mini, api_key=KEY, local=False),
+             Deployment("openai/gpt-4o", api_base=big, api_key=KEY, local=False)],
+        )  # fmt: skip
+
+        async def routed() -> Any:
+            return await ours.route(messages=MESSAGES, complexity_score=0.2)
+
+        theirs = lm.Router(
+            model_list=[
+                {"model_name": "chat", "litellm_params": {
+                    "model": "openai/gpt-4o-mini", "api_base": mini, "api_key": KEY}},
+                {"model_name": "chat", "litellm_params": {
+                    "model": "openai/gpt-4o", "api_base": big, "api_key": KEY}},
+            ],
+            num_retries=0,
+        )  # fmt: skip
+
+        async def litellm_router() -> Any:
+            return await theirs.acompletion(model="chat", messages=MESSAGES)
+
+        n = 150
+        runs: dict[str, list[float]] = {"bare": [], "routed": [], "router": []}
+        for _ in range(7):  # interleaved, so drift on a shared machine hits all three alike
+            runs["bare"].append(_cpu_per_call(bare, n) * 1e3)
+            runs["routed"].append(_cpu_per_call(routed, n) * 1e3)
+            runs["router"].append(_cpu_per_call(litellm_router, n) * 1e3)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    return [
+        Result("routed call client CPU", "ms", med["routed"], peer="bare litellm.acompletion",
+               peer_median=med["bare"], target="<= 1.1x", runs=runs["routed"],
+               peer_runs=runs["bare"],
+               notes="LLMRouter with 2 deployments, ProviderMonitor on, no ledger"),
+        Result("routed call client CPU", "ms", med["routed"], peer="litellm.Router.acompletion",
+               peer_median=med["router"], target="<= 0.5x", runs=runs["routed"],
+               peer_runs=runs["router"]),
+    ]  # fmt: skip
+
+
+def bench_import() -> Result:
+    code = (
+        "import time, sys; t = time.perf_counter(); import aipowertools.router; "
+        "print(time.perf_counter() - t, 'litellm' in sys.modules)"
+    )
+    times = []
+    for _ in range(5):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+        if out[1] != "False":
+            raise AssertionError("importing aipowertools.router imported litellm")
+        times.append(float(out[0]))
+    return Result(
+        "import aipowertools.router", "s", statistics.median(times), runs=times,
+        target="<= 0.5 s", notes="litellm is not imported",
+    )  # fmt: skip
+
+
+def _deployment(url: str, name: str, price: float) -> Any:
+    from aipowertools.router import Deployment
+
+    return Deployment(
+        f"openai/{name}", name=name, api_base=url, api_key=KEY, local=False,
+        input_cost_per_token=price, output_cost_per_token=price * 4,
+    )  # fmt: skip
+
+
+async def _many(router: Any, n: int, concurrency: int) -> list[Any]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> Any:
+        async with gate:
+            try:
+                return await router.route(task=f"request {i}", max_tokens=100)
+            except Exception as exc:
+                return exc
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def bench_failover() -> Result:
+    from aipowertools.router import LLMRouter
+
+    n = 2000
+    spec = {
+        "seed": 7,
+        "models": [
+            {"name": "primary", "fault_rates": {"server_error": 0.3}},
+            {"name": "secondary"},
+            {"name": "tertiary"},
+        ],
+        "down": ["secondary"],
+    }
+    with simulator(spec) as urls:
+        router = LLMRouter(
+            [_deployment(urls["primary"], "primary", 1e-7),
+             _deployment(urls["secondary"], "secondary", 2e-7),
+             _deployment(urls["tertiary"], "tertiary", 5e-7)],
+            strategy="fallback", monitor=False,
+        )  # fmt: skip
+        results = asyncio.run(_many(router, n, 50))
+    ok = sum(1 for r in results if not isinstance(r, BaseException))
+    return Result(
+        "failover success, primary 30% failing + secondary down", "%", 100.0 * ok / n,
+        target=">= 99.9 %", notes=f"{ok}/{n} requests",
+    )  # fmt: skip
+
+
+def bench_hedging() -> list[Result]:
+    from aipowertools.router import LLMRouter, Race
+
+    n = 400
+    reply = "word " * 60
+
+    def run(strategy: Any) -> tuple[float, float]:
+        spec = {
+            "seed": 3,
+            "models": [{"name": "a", "reply": reply, "ttft_ms": 10},
+                       {"name": "b", "reply": reply, "ttft_ms": 10}],
+            "slow": [["a", n + 10, 1.0]],
+        }  # fmt: skip
+        with simulator(spec) as urls:
+            router = LLMRouter(
+                [_deployment(urls["a"], "a", 1e-6), _deployment(urls["b"], "b", 1e-6)],
+                strategy=strategy, monitor=False,
+            )  # fmt: skip
+            results = asyncio.run(_many(router, n, 4))
+        bad = [r for r in results if isinstance(r, BaseException)]
+        if bad:
+            raise bad[0]
+        return percentile([r.latency_ms for r in results], 99), sum(r.cost for r in results)
+
+    base_p99, base_cost = run("fallback")
+    race_p99, race_cost = run(Race("fallback", hedge_after=0.1))
+    return [
+        Result("p99 latency, 10% of calls 1 s slow", "ms", race_p99, peer="no hedging",
+               peer_median=base_p99, target="<= 0.5x (cut >= 50 %)",
+               notes="Race(hedge_after=0.1 s) vs the same fallback order without hedging"),
+        Result("cost with hedging", "USD", race_cost, peer="no hedging", peer_median=base_cost,
+               target="<= 1.15x", notes="losers' prompt tokens counted"),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    results = [bench_decision(), bench_import()]
+    results += bench_call_cpu()
+    results.append(bench_failover())
+    results += bench_hedging()
+    write_results("router", results)
+
+
+if __name__ == "__main__":
+    main()
