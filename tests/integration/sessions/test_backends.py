@@ -104,6 +104,13 @@ def test_ttl_expiry_listing_and_cleanup(backend: SessionBackend, ns: str) -> Non
     Session.cleanup(backend, namespace=ns)
     assert Session.list_sessions(backend, namespace=ns) == ["keep"]
     assert keep.get("a") == 1
+    # an expired (not yet cleaned up) session starts empty when written again
+    dead = Session("dead", store=backend, namespace=ns, ttl=0.3)
+    dead.append("h", "old")
+    time.sleep(0.4)
+    again = Session("dead", store=backend, namespace=ns)
+    again.append("h", "new")
+    assert again.get_all() == {"h": ["new"]}
 
 
 def test_tenants_are_isolated(backend: SessionBackend, ns: str) -> None:

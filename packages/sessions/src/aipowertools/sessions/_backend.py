@@ -218,6 +218,7 @@ class MemoryBackend:
 
     def touch(self, ns: str, sid: str, ttl: float | None) -> None:
         with self._mutex:
+            self._live(ns, sid)  # an expired session's data goes before it is renewed
             self._expires[(ns, sid)] = None if ttl is None else time.time() + ttl
 
     def sessions(self, ns: str) -> list[str]:

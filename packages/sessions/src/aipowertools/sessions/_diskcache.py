@@ -184,6 +184,8 @@ class DiskCacheBackend:
         )
 
     def touch(self, ns: str, sid: str, ttl: float | None) -> None:
+        if self._expired(ns, sid):  # an expired session's data goes before it is renewed
+            self.drop(ns, sid)
         self._index.set(f"s/{ns}/{sid}", "" if ttl is None else repr(time.time() + ttl), retry=True)
 
     def sessions(self, ns: str) -> list[str]:

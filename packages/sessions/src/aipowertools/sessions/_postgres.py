@@ -243,6 +243,8 @@ class PostgresBackend:
         return bool(self._q(f"SELECT {_LIVE}", {"ns": ns, "sid": sid})[0][0])
 
     def touch(self, ns: str, sid: str, ttl: float | None) -> None:
+        if not self._alive(ns, sid):  # an expired session's data goes before it is renewed
+            self.drop(ns, sid)
         self._q(
             "INSERT INTO aipt_sessions (ns, sid, expires_at) VALUES (%(ns)s, %(sid)s, %(exp)s) "
             "ON CONFLICT (ns, sid) DO UPDATE SET expires_at = EXCLUDED.expires_at",

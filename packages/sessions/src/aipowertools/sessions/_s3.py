@@ -268,6 +268,8 @@ class S3Backend:
         return sorted(names)
 
     def touch(self, ns: str, sid: str, ttl: float | None) -> None:
+        if self._expired(ns, sid):  # an expired session's data goes before it is renewed
+            self.drop(ns, sid)
         meta = {"expires_at": None if ttl is None else time.time() + ttl}
         self._s3.put_object(
             Bucket=self.bucket, Key=self._base(ns, sid) + "meta", Body=json.dumps(meta).encode()
