@@ -345,3 +345,18 @@ async def test_decide_without_calling(transport: FakeTransport) -> None:
     assert decision.chosen is not None
     assert decision.chosen.name == "b"
     assert transport.calls == []
+
+
+async def test_deployment_rate_limits_fail_over(transport: FakeTransport) -> None:
+    r = router(
+        transport,
+        dep("a", price=1e-7, rpm=2, tpm=10_000, timeout=0.2),
+        dep("b", price=1e-6),
+        rate_limit_store="memory://",
+    )
+    names = [(await r.route(task="hi")).deployment for _ in range(4)]
+    assert names[:2] == ["a", "a"]
+    assert names[2:] == ["b", "b"]  # a's own limit is used up; it is parked, not hammered
+    assert transport.calls.count("a") == 2
+    r.remove_deployment("a")
+    assert r._executor.limiter is None

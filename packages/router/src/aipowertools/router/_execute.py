@@ -77,7 +77,7 @@ class Executor:
         transport: Transport,
         accounting: Accounting | None,
         observer: Observer | None,
-        limiter: Callable[[Candidate, int], Awaitable[None]] | None = None,
+        limiter: Callable[[Candidate, int], Awaitable[Any]] | None = None,
     ) -> None:
         self.transport = transport
         self.accounting = accounting
@@ -112,9 +112,10 @@ class Executor:
         attempts.append(record)
         start = time.perf_counter()
         state.begin(time.monotonic())
+        ticket = None
         try:
             if self.limiter is not None:
-                await self.limiter(cand, prompt_tokens)
+                ticket = await self.limiter(cand, prompt_tokens)
             transport = d.transport or self.transport
             completion = await transport.complete(d, messages, params)
         except asyncio.CancelledError:
@@ -149,6 +150,8 @@ class Executor:
                 raise error from exc
             raise
         latency = (time.perf_counter() - start) * 1000.0
+        if ticket is not None:
+            await ticket.asettle(completion.input_tokens + completion.output_tokens)
         if completion.usage_estimated and not completion.input_tokens:
             completion.input_tokens = prompt_tokens
             completion.output_tokens = len(completion.content) // 4

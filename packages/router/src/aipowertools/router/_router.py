@@ -9,7 +9,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from aipowertools.core.errors import ConfigurationError, ContextWindowExceededError
+from aipowertools.core.errors import (
+    ConfigurationError,
+    ContextWindowExceededError,
+    RateLimitedError,
+    RateLimitExceededError,
+)
 from aipowertools.router._complexity import (
     ComplexityClassifier,
     downgrade_factor,
@@ -110,6 +115,9 @@ class LLMRouter:
         ollama_url: where Ollama models are served.
         llamacpp_url: where a llama.cpp server runs.
         expected_output_tokens: output tokens assumed for cost estimates when max_tokens is unset.
+        rate_limit_store: where deployments' ``rpm`` / ``tpm`` limits are counted
+            (``memory://`` or ``redis://...`` to share them between processes; by default a
+            Redis ``AIPOWERTOOLS_STORE``, else memory).
 
     Example:
         >>> router = LLMRouter(
@@ -140,6 +148,7 @@ class LLMRouter:
         ollama_url: str = "http://localhost:11434",
         llamacpp_url: str | None = None,
         expected_output_tokens: int = 512,
+        rate_limit_store: str | None = None,
     ) -> None:
         if budget_usd_per_month is not None and budget_usd_per_month <= 0:
             raise ConfigurationError(
@@ -172,7 +181,9 @@ class LLMRouter:
         self.cost_tracker = self._accounting.tracker if self._accounting else None
         self.budget_usd_per_month = budget_usd_per_month
         self._observer, self.monitor = make_observer(monitor)
+        self.rate_limit_store = rate_limit_store
         self._executor = Executor(self.transport, self._accounting, self._observer)
+        self._sync_limits()
         self._served: OrderedDict[str, str] = OrderedDict()
 
     # ------------------------------------------------------------------ deployments
@@ -195,11 +206,48 @@ class LLMRouter:
         d = deployment if isinstance(deployment, Deployment) else Deployment(deployment)
         d = resolve(d, self.catalog)
         self.engine.set_deployments([*self.engine.deployments, d])
+        self._sync_limits()
         return d
 
     def remove_deployment(self, name: str) -> None:
         """Remove the deployment called ``name`` (a no-op when there is none)."""
         self.engine.set_deployments([d for d in self.engine.deployments if d.name != name])
+        self._sync_limits()
+
+    def _sync_limits(self) -> None:
+        """(Re)build the rate limiter for deployments that declare ``rpm`` / ``tpm``."""
+        limits = {
+            d.name: {
+                k: v for k, v in (("requests_per_minute", d.rpm), ("tokens_per_minute", d.tpm)) if v
+            }
+            for d in self.engine.deployments
+            if d.rpm or d.tpm
+        }
+        if not limits:
+            self._executor.limiter = None
+            return
+        from aipowertools.resilience import RateLimiter
+
+        limiter = RateLimiter(key_limits=limits, store=self.rate_limit_store, adaptive=False)
+        limited = frozenset(limits)
+
+        async def acquire(cand: Any, prompt_tokens: int) -> Any:
+            d = cand.deployment
+            if d.name not in limited:
+                return None
+            try:
+                return await limiter.acquire(
+                    d.name, tokens=prompt_tokens if d.tpm else 0,
+                    timeout=d.timeout,
+                )  # fmt: skip
+            except RateLimitExceededError as exc:
+                raise RateLimitedError(
+                    f"{d.name}: its own rate limit has no capacity within {d.timeout} s",
+                    provider=d.provider, model=d.model, retry_after=exc.retry_after,
+                ) from exc  # fmt: skip
+
+        self.rate_limiter = limiter
+        self._executor.limiter = acquire
 
     # ------------------------------------------------------------------ deciding
     def _request(
