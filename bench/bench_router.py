@@ -136,6 +136,11 @@ def bench_call_cpu() -> list[Result]:
         async def routed() -> Any:
             return await ours.route(messages=MESSAGES, complexity_score=0.2)
 
+        quiet = LLMRouter(ours.deployments, monitor=False)
+
+        async def routed_no_monitor() -> Any:
+            return await quiet.route(messages=MESSAGES, complexity_score=0.2)
+
         theirs = lm.Router(
             model_list=[
                 {"model_name": "chat", "litellm_params": {
@@ -150,10 +155,11 @@ def bench_call_cpu() -> list[Result]:
             return await theirs.acompletion(model="chat", messages=MESSAGES)
 
         n = 150
-        runs: dict[str, list[float]] = {"bare": [], "routed": [], "router": []}
+        runs: dict[str, list[float]] = {"bare": [], "routed": [], "quiet": [], "router": []}
         for _ in range(7):  # interleaved, so drift on a shared machine hits all three alike
             runs["bare"].append(_cpu_per_call(bare, n) * 1e3)
             runs["routed"].append(_cpu_per_call(routed, n) * 1e3)
+            runs["quiet"].append(_cpu_per_call(routed_no_monitor, n) * 1e3)
             runs["router"].append(_cpu_per_call(litellm_router, n) * 1e3)
     med = {k: statistics.median(v) for k, v in runs.items()}
     return [
@@ -161,6 +167,10 @@ def bench_call_cpu() -> list[Result]:
                peer_median=med["bare"], target="<= 1.1x", runs=runs["routed"],
                peer_runs=runs["bare"],
                notes="LLMRouter with 2 deployments, ProviderMonitor on, no ledger"),
+        Result("routed call client CPU, monitor off", "ms", med["quiet"],
+               peer="bare litellm.acompletion", peer_median=med["bare"], target="<= 1.1x",
+               runs=runs["quiet"], peer_runs=runs["bare"],
+               notes="LLMRouter(monitor=False): the ProviderMonitor feed costs ~0.1 ms/call"),
         Result("routed call client CPU", "ms", med["routed"], peer="litellm.Router.acompletion",
                peer_median=med["router"], target="<= 0.5x", runs=runs["routed"],
                peer_runs=runs["router"]),
