@@ -9,8 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
+from aipowertools.testing._anthropic import AnthropicCodec
 from aipowertools.testing._config import Fault
 from aipowertools.testing._engine import Engine, _Dropped
+from aipowertools.testing._ollama import OllamaCodec, show_payload, tags_payload
 from aipowertools.testing._openai import OpenAICodec
 from aipowertools.testing._wire import Codec, dumps
 
@@ -63,6 +65,23 @@ def build_app(
             }
         )
 
+    async def ollama_tags(request: web.Request) -> web.Response:
+        return _json(tags_payload(model_list(request)))
+
+    async def ollama_show(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read() or b"{}")
+            name = str(body.get("model") or body.get("name") or "")
+        except (ValueError, AttributeError):
+            name = ""
+        model = engine.find_model(bound_model(request) or name)
+        if model is None:
+            return _json({"error": f"model '{name}' not found"}, status=404)
+        return _json(show_payload(model))
+
+    async def ollama_version(request: web.Request) -> web.Response:
+        return _json({"version": "0.6.8"})
+
     async def health(request: web.Request) -> web.Response:
         return _json({"status": "ok"})
 
@@ -98,6 +117,11 @@ def build_app(
     app.router.add_post("/chat/completions", chat(openai))
     app.router.add_get("/v1/models", openai_models)
     app.router.add_get("/models", openai_models)
+    app.router.add_post("/v1/messages", chat(AnthropicCodec()))
+    app.router.add_post("/api/chat", chat(OllamaCodec()))
+    app.router.add_get("/api/tags", ollama_tags)
+    app.router.add_post("/api/show", ollama_show)
+    app.router.add_get("/api/version", ollama_version)
     app.router.add_get("/health", health)
     app.router.add_get("/_sim/stats", stats)
     app.router.add_post("/_sim/reset", reset)

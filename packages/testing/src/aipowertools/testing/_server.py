@@ -109,6 +109,18 @@ class Simulator:
                     return
                 ready.set()
                 loop.run_forever()
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                # A client connecting while we shut down leaves a transport whose protocol
+                # never started; abort every transport the loop still knows about, then let
+                # the close callbacks run so their sockets are released.
+                for transport in list(getattr(loop, "_transports", {}).values()):
+                    if transport is not None and not transport.is_closing():
+                        transport.abort()
+                for _ in range(3):
+                    loop.run_until_complete(asyncio.sleep(0))
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
 
@@ -178,7 +190,19 @@ class Simulator:
         for listener in list(self._listeners.values()):
             await self._close(listener)
         if self._runner is not None:
+            server = self._runner.server
             await self._runner.cleanup()
+            # A connection accepted while the sites were closing is registered after the
+            # server's shutdown swept its connections: close those too.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            for handler in list(getattr(server, "_connections", ())):
+                handler.force_close()
+                if handler.transport is not None:
+                    handler.transport.abort()
+        # Closed transports release their sockets on the next loop iterations.
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     async def _open(self, key: str | None, port: int) -> _Listener:
         assert self._runner is not None
