@@ -236,7 +236,7 @@ def _flatness(
     ratio = statistics.median(samples["10k"]) / statistics.median(samples["10"])
     results.append(
         Result(
-            f"append at 10,000 vs at 10 [{label}]",
+            f"append at 10,000 vs at 10 ({label})",
             "x",
             ratio,
             peer=peer[0] if peer else None,
@@ -274,7 +274,7 @@ def bench_diskcache(results: list[Result], tmp: Path) -> None:
     s = _interleaved(ops)
     results.append(
         Result(
-            "Session.append p50 [diskcache]",
+            "Session.append p50 (diskcache)",
             "ms",
             statistics.median(s["session"]),
             peer="bare diskcache Deque.append",
@@ -287,7 +287,7 @@ def bench_diskcache(results: list[Result], tmp: Path) -> None:
     file_p50 = statistics.median(s["file"]) if "file" in s else None
     results.append(
         Result(
-            "chat history append p50 [diskcache]",
+            "chat history append p50 (diskcache)",
             "ms",
             statistics.median(s["history"]),
             peer="FileChatMessageHistory" if file_p50 else None,
@@ -303,7 +303,7 @@ def bench_diskcache(results: list[Result], tmp: Path) -> None:
     )
     results.append(
         Result(
-            "chat history append p99 [diskcache]",
+            "chat history append p99 (diskcache)",
             "ms",
             percentile(s["history"], 99),
             peer="FileChatMessageHistory" if file_p50 else None,
@@ -339,10 +339,14 @@ def bench_redis(results: list[Result]) -> None:
     except ImportError:
         pass
     s = _interleaved(ops)
-    peer = ("LlamaIndex RedisChatStore", statistics.median(s["llama"])) if "llama" in s else None
+    peer = (
+        ("RedisChatStore, LlamaIndex messages", statistics.median(s["llama"]))
+        if "llama" in s
+        else None
+    )
     results.append(
         Result(
-            "chat history append p50 [redis]",
+            "chat history append p50 (redis)",
             "ms",
             statistics.median(s["ours"]),
             peer=peer[0] if peer else None,
@@ -354,7 +358,7 @@ def bench_redis(results: list[Result]) -> None:
     )
     results.append(
         Result(
-            "chat history append p99 [redis]",
+            "chat history append p99 (redis)",
             "ms",
             percentile(s["ours"], 99),
             peer=peer[0] if peer else None,
@@ -364,7 +368,7 @@ def bench_redis(results: list[Result]) -> None:
     if "ours-llama" in s:
         results.append(
             Result(
-                "LlamaIndex chat store add_message p50 [redis]",
+                "LlamaIndex chat store add_message p50 (redis)",
                 "ms",
                 statistics.median(s["ours-llama"]),
                 peer="LlamaIndex RedisChatStore",
@@ -380,7 +384,7 @@ def bench_redis(results: list[Result]) -> None:
     except Exception as exc:
         results.append(
             Result(
-                "langchain-redis RedisChatMessageHistory [redis]",
+                "langchain-redis RedisChatMessageHistory (redis)",
                 "ms",
                 float("nan"),
                 notes=f"not measured: {type(exc).__name__} (needs Redis Stack / RediSearch)",
@@ -409,7 +413,7 @@ def bench_postgres(results: list[Result], url: str) -> None:
     has_peer = "peer" in s
     results.append(
         Result(
-            "chat history append p50 [postgresql]",
+            "chat history append p50 (postgresql)",
             "ms",
             statistics.median(s["ours"]),
             peer="langchain-postgres" if has_peer else None,
@@ -421,7 +425,7 @@ def bench_postgres(results: list[Result], url: str) -> None:
     )
     results.append(
         Result(
-            "chat history append p99 [postgresql]",
+            "chat history append p99 (postgresql)",
             "ms",
             percentile(s["ours"], 99),
             peer="langchain-postgres" if has_peer else None,
@@ -436,14 +440,14 @@ def bench_s3(results: list[Result], url: str) -> None:
     s = _interleaved({"ours": lambda i: ours.add_message(_message(i))})
     results.append(
         Result(
-            "chat history append p50 [s3, moto]",
+            "chat history append p50 (s3, moto)",
             "ms",
             statistics.median(s["ours"]),
             runs=_chunks(s["ours"]),
             notes="no peer S3 chat history to compare",
         )
     )
-    results.append(Result("chat history append p99 [s3, moto]", "ms", percentile(s["ours"], 99)))
+    results.append(Result("chat history append p99 (s3, moto)", "ms", percentile(s["ours"], 99)))
     _flatness(url, results, "s3, moto", None, per_round=10)
 
 
@@ -464,7 +468,7 @@ def bench_losses(results: list[Result], tmp: Path, pg_url: str | None, s3_url: s
         lost, seconds = _loss("ours", url, per, ours_count(url))
         results.append(
             Result(
-                f"lost appends, {WRITERS} processes x {per} [{label}]",
+                f"lost of {WRITERS}x{per} appends ({label})",
                 "items",
                 lost,
                 target="0",
@@ -515,13 +519,13 @@ def bench_losses(results: list[Result], tmp: Path, pg_url: str | None, s3_url: s
     names = {
         "file": "FileChatMessageHistory",
         "llama-redis": "LlamaIndex RedisChatStore",
-        "langchain-postgres": "langchain-postgres PostgresChatMessageHistory",
+        "langchain-postgres": "langchain-postgres",
     }
     for kind, target, count in peers:
         lost, seconds = _loss(kind, target, PER_WRITER, count)
         results.append(
             Result(
-                f"lost appends, {WRITERS} processes x {PER_WRITER} [peer: {names[kind]}]",
+                f"lost of {WRITERS}x{PER_WRITER}, peer {names[kind]}",
                 "items",
                 lost,
                 notes=f"{seconds:.1f} s wall",

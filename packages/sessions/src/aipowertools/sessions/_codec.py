@@ -83,7 +83,12 @@ class TypeRegistry:
                 )
             if encode is None:
                 encode = lambda obj: obj.model_dump(mode="json")  # noqa: E731
-                encode_json = lambda obj: obj.model_dump_json().encode()  # noqa: E731
+                serializer = getattr(cls, "__pydantic_serializer__", None)
+                encode_json = (
+                    serializer.to_json  # bytes straight from pydantic-core
+                    if serializer is not None
+                    else lambda obj: obj.model_dump_json().encode()
+                )
             decode = decode or cls.model_validate
         codec = _TypeCodec(name or _qualname(cls), cls, encode, decode, encode_json)
         self._by_type[cls] = codec

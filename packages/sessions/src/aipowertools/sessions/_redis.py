@@ -136,17 +136,17 @@ class RedisBackend:
             pipe.execute()
 
     def append(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
-        base = self._base(ns, sid)
-        keys = [base + "l:" + key, base + "k", base + "m"]
+        base = f"{self._prefix}:{{{ns}/{sid}}}:"
+        list_key = base + "l:" + key
         if len(items) <= _MAX_ARGS:
-            length = int(self._r.rpush(keys[0], *items))
+            length = int(self._r.rpush(list_key, *items))
         else:  # one MULTI/EXEC so a huge batch still lands contiguously, in one round trip
             with self._r.pipeline(transaction=True) as pipe:
                 for i in range(0, len(items), _MAX_ARGS):
-                    pipe.rpush(keys[0], *items[i : i + _MAX_ARGS])
+                    pipe.rpush(list_key, *items[i : i + _MAX_ARGS])
                 length = int(pipe.execute()[-1])
         if length == len(items):  # this call created the list
-            self._register(keys=keys, args=[key])
+            self._register(keys=[list_key, base + "k", base + "m"], args=[key])
         return length
 
     def length(self, ns: str, sid: str, key: str) -> int:
