@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from aipowertools.core import _litellm, litellm
+from aipowertools.core._litellm import bundled_model_map
 
 
 def test_loader_configures_once_and_is_thread_safe() -> None:
@@ -59,3 +61,41 @@ def test_import_of_core_does_not_load_litellm_or_frameworks() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_bundled_model_map_is_litellms_map_without_importing_it() -> None:
+    code = (
+        "import sys, json; from aipowertools.core._litellm import bundled_model_map;"
+        "m = bundled_model_map(); print(json.dumps(['litellm' in sys.modules, len(m)]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    imported, size = json.loads(out.stdout)
+    assert imported is False
+    assert bundled_model_map() == litellm().model_cost  # litellm is loaded here: its own map
+    assert size == len(litellm().model_cost)
+
+
+def test_bundled_model_map_falls_back_to_litellm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = litellm()
+    monkeypatch.setattr(_litellm, "_module", None)
+    monkeypatch.delitem(sys.modules, "litellm")
+    # A layout the direct read does not handle: litellm's own loader decides.
+    (tmp_path / "litellm").mkdir()
+    (tmp_path / "litellm" / "__init__.py").write_text("model_cost = {'m': {}}\n")
+    (tmp_path / "litellm" / _litellm._MAP_FILE).write_text('{"a": {"aliases": ["b"]}}')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _litellm.bundled_model_map() == {"m": {}}
+    monkeypatch.setattr(_litellm, "_module", None)
+    monkeypatch.delitem(sys.modules, "litellm")
+    (tmp_path / "litellm" / _litellm._MAP_FILE).write_text("not json")
+    assert _litellm.bundled_model_map() == {"m": {}}
+    monkeypatch.setattr(_litellm, "_module", None)
+    monkeypatch.delitem(sys.modules, "litellm")
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "false")
+    (tmp_path / "litellm" / _litellm._MAP_FILE).write_text('{"x": {}}')
+    assert _litellm.bundled_model_map() == {"m": {}}  # the user wants litellm's remote map
+    assert real.__name__ == "litellm"

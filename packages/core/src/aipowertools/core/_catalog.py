@@ -188,9 +188,9 @@ class ModelCatalog:
 
     def _model_map(self) -> Mapping[str, Any]:
         if self._map is None:
-            from aipowertools.core._litellm import litellm
+            from aipowertools.core._litellm import bundled_model_map
 
-            self._map = litellm().model_cost
+            self._map = bundled_model_map()
         return self._map
 
     def _registered(self) -> dict[str, ModelInfo]:

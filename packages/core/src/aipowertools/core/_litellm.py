@@ -7,14 +7,20 @@ import happens at first use, offline by default, and is configured exactly once.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import sys
 import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["litellm"]
+__all__ = ["bundled_model_map", "litellm"]
+
+_MAP_FILE = "model_prices_and_context_window_backup.json"
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -52,3 +58,29 @@ def litellm() -> ModuleType:
             imported.suppress_debug_info = True
             _module = imported
         return _module
+
+
+def bundled_model_map() -> dict[str, Any]:
+    """litellm's price map, read from its bundled JSON when litellm is not imported yet.
+
+    Importing litellm takes seconds; pricing a call needs only its model map. When litellm
+    is not loaded and would read its bundled map anyway (``LITELLM_LOCAL_MODEL_COST_MAP``
+    unset or true), the same JSON file is read directly (tens of milliseconds). Otherwise,
+    or when the file is missing or uses a layout we do not read (``aliases`` entries), the
+    map is ``litellm().model_cost``.
+    """
+    if _module is None and "litellm" not in sys.modules:
+        flag = os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "true").lower()
+        spec = importlib.util.find_spec("litellm") if flag == "true" else None
+        if spec is not None and spec.origin:
+            try:
+                data = json.loads(Path(spec.origin).with_name(_MAP_FILE).read_text("utf-8"))
+            except (OSError, ValueError):
+                data = None
+            if isinstance(data, dict) and not any(
+                isinstance(entry, dict) and "aliases" in entry for entry in data.values()
+            ):
+                data.pop("fallback_generalizations", None)  # not a model; litellm pops it too
+                return data
+    model_cost: dict[str, Any] = litellm().model_cost
+    return model_cost
