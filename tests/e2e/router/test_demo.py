@@ -34,3 +34,27 @@ def test_demo_runs_on_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "quality floor" in turns[1][1]
     assert "3 ledger records" in text
     assert "6 messages in the session" in text
+
+
+def test_demo_uses_a_local_server_and_degrades_without_optional_packages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from aipowertools.testing import SimModel, Simulator
+
+    for key in _demo._KEYS:
+        monkeypatch.delenv(key, raising=False)
+    # Without aipowertools-sessions / -callbacks the demo still runs and says what it uses.
+    monkeypatch.setitem(sys.modules, "aipowertools.sessions.langchain", None)
+    monkeypatch.setitem(sys.modules, "aipowertools.callbacks", None)
+    with Simulator(models=[SimModel("llama3:latest", reply="local reply")]) as sim:
+        monkeypatch.setattr(_demo, "_OLLAMA_URL", sim.base_url("ollama"))
+        monkeypatch.setattr(_demo, "_LLAMACPP_URL", sim.url)
+        out = io.StringIO()
+        assert _demo.run_demo(Console(file=out, width=200)) == 0
+    text = out.getvalue()
+    assert text.splitlines()[0].startswith("Using your own providers: ollama_chat/llama3:latest")
+    assert "in-memory history (aipowertools-sessions absent)" in text
+    assert "no structured logger" in text
+    assert text.count("running total $0.000000") == 3  # local models are free

@@ -140,13 +140,22 @@ def _restore(name: str, value: str | None) -> None:
         os.environ[name] = value
 
 
+class _ListHistory:
+    """The two methods of a chat history the demo uses, on a plain list."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    def add_messages(self, messages: list[Any]) -> None:
+        self.messages.extend(messages)
+
+
 def _session_history(home: str) -> tuple[Any, str]:
     try:
         from aipowertools.sessions.langchain import SessionChatMessageHistory
     except ImportError:
-        from langchain_core.chat_history import InMemoryChatMessageHistory
-
-        return InMemoryChatMessageHistory(), "in-memory history (aipowertools-sessions absent)"
+        # langchain-core's InMemoryChatMessageHistory is deprecated; a list does the same here.
+        return _ListHistory(), "in-memory history (aipowertools-sessions absent)"
     return (
         SessionChatMessageHistory("demo-conversation", store=f"diskcache:///{home}/sessions"),
         "aipowertools.sessions (embedded diskcache)",
