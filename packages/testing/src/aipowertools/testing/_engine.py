@@ -146,10 +146,13 @@ class Engine:
         )
         try:
             response = await self._answer(request, codec, model, sim_request, record)
-        except (asyncio.CancelledError, ConnectionError) as exc:
-            if not isinstance(exc, _Dropped):
-                record.cancelled = True
+        except asyncio.CancelledError:
+            record.cancelled = True
             raise
+        except ConnectionError as exc:
+            # The client went away while we were writing: nothing more to send.
+            record.cancelled = True
+            raise _Dropped from exc
         finally:
             record.latency_ms = (time.perf_counter() - started) * 1000.0
             self.stats.end(record)
@@ -221,6 +224,7 @@ class Engine:
             response = web.StreamResponse(status=200, headers=exchange.headers)
             response.content_type = "application/json"
             response.content_length = len(payload)
+            record.status = 200
             await response.prepare(request)
             await response.write(payload[: len(payload) // 2])
             self.drop(request)
