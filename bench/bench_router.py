@@ -114,7 +114,7 @@ def _cpu_per_call(fn: Callable[[], Awaitable[Any]], n: int) -> float:
 
 def bench_call_cpu() -> list[Result]:
     from aipowertools.core import litellm
-    from aipowertools.router import Deployment, LLMRouter
+    from aipowertools.router import Deployment, LLMRouter, OpenAICompatibleTransport
 
     lm = litellm()
     lm.suppress_debug_info = True
@@ -137,6 +137,10 @@ def bench_call_cpu() -> list[Result]:
             return await ours.route(messages=MESSAGES, complexity_score=0.2)
 
         quiet = LLMRouter(ours.deployments, monitor=False)
+        direct = LLMRouter(ours.deployments, transport=OpenAICompatibleTransport())
+
+        async def routed_direct() -> Any:
+            return await direct.route(messages=MESSAGES, complexity_score=0.2)
 
         async def routed_no_monitor() -> Any:
             return await quiet.route(messages=MESSAGES, complexity_score=0.2)
@@ -155,11 +159,14 @@ def bench_call_cpu() -> list[Result]:
             return await theirs.acompletion(model="chat", messages=MESSAGES)
 
         n = 150
-        runs: dict[str, list[float]] = {"bare": [], "routed": [], "quiet": [], "router": []}
+        runs: dict[str, list[float]] = {
+            "bare": [], "routed": [], "quiet": [], "direct": [], "router": []
+        }  # fmt: skip
         for _ in range(7):  # interleaved, so drift on a shared machine hits all three alike
             runs["bare"].append(_cpu_per_call(bare, n) * 1e3)
             runs["routed"].append(_cpu_per_call(routed, n) * 1e3)
             runs["quiet"].append(_cpu_per_call(routed_no_monitor, n) * 1e3)
+            runs["direct"].append(_cpu_per_call(routed_direct, n) * 1e3)
             runs["router"].append(_cpu_per_call(litellm_router, n) * 1e3)
     med = {k: statistics.median(v) for k, v in runs.items()}
     return [
@@ -173,7 +180,11 @@ def bench_call_cpu() -> list[Result]:
                notes="LLMRouter(monitor=False): the ProviderMonitor feed costs ~0.1 ms/call"),
         Result("routed call client CPU", "ms", med["routed"], peer="litellm.Router.acompletion",
                peer_median=med["router"], target="<= 0.5x", runs=runs["routed"],
-               peer_runs=runs["router"]),
+               peer_runs=runs["router"], notes="default litellm transport"),
+        Result("routed call client CPU, OpenAICompatibleTransport", "ms", med["direct"],
+               peer="litellm.Router.acompletion", peer_median=med["router"], target="<= 0.5x",
+               runs=runs["direct"], peer_runs=runs["router"],
+               notes="direct httpx transport for openai/ deployments, monitor on"),
     ]  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from aipowertools.router._complexity import (
     quality_floor,
 )
 from aipowertools.router._deployment import Deployment, quality_prior, resolve
+from aipowertools.router._direct import OpenAICompatibleTransport
 from aipowertools.router._engine import Candidate, Decision, DecisionEngine, RouteRequest
 from aipowertools.router._health import DeploymentState, HealthPolicy
 from aipowertools.router._local import LocalModelManager
@@ -58,6 +59,7 @@ __all__ = [
     "LiteLLMTransport",
     "LocalModelManager",
     "NoDeploymentError",
+    "OpenAICompatibleTransport",
     "ParallelBest",
     "QualityFirst",
     "Race",

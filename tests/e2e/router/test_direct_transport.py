@@ -1,0 +1,108 @@
+"""OpenAICompatibleTransport against the simulator: answers, streams, tools, every error kind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aipowertools.core.errors import (
+    ContextWindowExceededError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    TransientProviderError,
+)
+from aipowertools.router import Deployment, LLMRouter, OpenAICompatibleTransport
+from aipowertools.testing import Fault, SimModel, Simulator, ToolCall
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Item .* is using the `ReadOnly` qualifier:UserWarning"
+)
+
+
+def _dep(sim: Simulator, name: str, **kw: object) -> Deployment:
+    return Deployment(
+        f"openai/{name}",
+        name=name,
+        api_base=sim.base_url("openai", name),
+        api_key="sk-sim",
+        local=False,
+        input_cost_per_token=1e-6,
+        output_cost_per_token=2e-6,
+        supports_tools=True,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+async def test_answers_streams_and_tools() -> None:
+    models = [
+        SimModel("m", reply="hello world"),
+        SimModel("t", reply=ToolCall("f", {"x": 1})),
+        SimModel("w", context_window=10),
+    ]
+    with Simulator(models=models) as sim:
+        transport = OpenAICompatibleTransport()
+        router = LLMRouter([_dep(sim, "m"), _dep(sim, "t")], transport=transport, monitor=False)
+        result = await router.route(task="hi", deployments=["m"], max_tokens=20)
+        assert result.content == "hello world"
+        assert result.input_tokens > 0
+        assert result.output_tokens > 0
+        assert result.cost == pytest.approx(
+            result.input_tokens * 1e-6 + result.output_tokens * 2e-6
+        )
+        stream = router.stream(task="hi", deployments=["m"])
+        assert "".join([c.content async for c in stream]) == "hello world"
+        assert stream.result is not None
+        assert stream.result.output_tokens == result.output_tokens
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}},
+                },
+            }
+        ]
+        called = await router.route(task="call f", tools=tools, deployments=["t"])
+        assert called.tool_calls[0].name == "f"
+        assert json.loads(called.tool_calls[0].arguments) == {"x": 1}
+        streamed = router.stream(task="call f", tools=tools, deployments=["t"])
+        _ = [c async for c in streamed]
+        assert streamed.result is not None
+        assert json.loads(streamed.result.tool_calls[0].arguments) == {"x": 1}
+        await transport.aclose()
+
+
+async def test_errors_are_classified() -> None:
+    with Simulator(models=[SimModel("m"), SimModel("w", context_window=5)]) as sim:
+        transport = OpenAICompatibleTransport()
+        m, w = _dep(sim, "m"), _dep(sim, "w", context_window=100_000)
+        sim.fail_next("m", 1, Fault("rate_limit", retry_after=7))
+        with pytest.raises(RateLimitedError) as info:
+            await transport.complete(m, [{"role": "user", "content": "hi"}], {})
+        assert info.value.retry_after == 7
+        sim.fail_next("m", 1, "server_error")
+        with pytest.raises(TransientProviderError):
+            await transport.complete(m, [{"role": "user", "content": "hi"}], {})
+        with pytest.raises(ContextWindowExceededError):
+            await transport.complete(w, [{"role": "user", "content": "a long prompt " * 20}], {})
+        sim.fail_next("m", 1, "server_error")
+        with pytest.raises(TransientProviderError):
+            _ = [c async for c in transport.stream(m, [{"role": "user", "content": "hi"}], {})]
+        slow = m.replace(timeout=0.2)
+        sim.fail_next("m", 1, Fault("hang", delay_s=2))
+        with pytest.raises(ProviderTimeoutError):
+            await transport.complete(slow, [{"role": "user", "content": "hi"}], {})
+        sim.down("m")
+        with pytest.raises(TransientProviderError):
+            await transport.complete(m, [{"role": "user", "content": "hi"}], {})
+        await transport.aclose()
+
+
+async def test_other_providers_go_to_the_fallback() -> None:
+    with Simulator(models=[SimModel("llama3", reply="via litellm")]) as sim:
+        local = Deployment("ollama_chat/llama3", api_base=sim.base_url("ollama", "llama3"))
+        router = LLMRouter([local], transport=OpenAICompatibleTransport(), monitor=False)
+        assert (await router.route(task="hi")).content == "via litellm"
+        stream = router.stream(task="hi")
+        assert "".join([c.content async for c in stream]) == "via litellm"
