@@ -18,7 +18,8 @@ from aipowertools.testing._compat import litellm as _litellm
 _spec = importlib.util.spec_from_file_location(
     "_sim_client_matrix", Path(__file__).with_name("test_client_matrix.py")
 )
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 matrix = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault("_sim_client_matrix", matrix)
 _spec.loader.exec_module(matrix)
