@@ -319,6 +319,58 @@ def test_bad_settings_are_typed_errors() -> None:
         CostTracker(store="memory://", namespace="a b")
 
 
+def test_wrong_types_are_typed_errors_not_crashes(tracker: CostTracker) -> None:
+    from aipowertools.core import ModelCatalog, cost
+
+    with pytest.raises(ConfigurationError, match="budget limit must be a number of USD"):
+        CostTracker(store="memory://", budget_usd="10")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="finite"):
+        CostTracker(store="memory://", budget_usd=float("inf"))
+    with pytest.raises(StoreURLError, match="is a string"):
+        CostTracker(store=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="model must be a model name"):
+        tracker.record(model=5, cost_usd=1.0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="cost_usd must be a number"):
+        tracker.record(model="gpt-4o", cost_usd="1")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="estimate_usd must be a number"):
+        tracker.reserve(model="gpt-4o", estimate_usd=True)
+    with pytest.raises(ConfigurationError, match="named by a string"):
+        cost(Usage(1, 1), None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="named by a string"):
+        ModelCatalog().get(5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="tags must be strings"):
+        tracker.record(model="gpt-4o", cost_usd=1.0, tags=(1,))  # type: ignore[arg-type]
+    assert tracker.records() == []
+
+
+def test_a_lone_tag_string_is_one_tag(tracker: CostTracker) -> None:
+    tracker.record(model="gpt-4o", cost_usd=1.0, tags="proj-x")
+    with tracker.track_call(model="gpt-4o", tags="proj-y") as span:  # type: ignore[arg-type]
+        span.record(usage=Usage(10, 10))
+    assert tracker.cost_per_tag() == {"proj-x": 1.0, "proj-y": pytest.approx(span_cost())}
+
+
+def span_cost() -> float:
+    from aipowertools.core import cost
+
+    return cost(Usage(10, 10), "gpt-4o")
+
+
+def test_time_bounds_accept_iso_strings_and_reject_nonsense(tracker: CostTracker) -> None:
+    ts = dt.datetime(2026, 1, 5, 12, tzinfo=dt.timezone.utc).timestamp()
+    tracker.record(model="gpt-4o", cost_usd=2.0, ts=ts)
+    assert tracker.get_daily_report("2026-01-05").total == 2.0
+    assert tracker.total_usd(start="2026-01-05T12:00:00Z") == 2.0
+    assert tracker.total_usd(start="2026-01-05T12:00:01+00:00") == 0.0
+    assert tracker.total_usd(end=str(ts + 1)) == 2.0
+    with pytest.raises(ConfigurationError, match="cannot read the time 'yesterday'"):
+        tracker.get_daily_report("yesterday")
+    with pytest.raises(ConfigurationError, match="cannot read a time from object"):
+        tracker.records(start=object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="cannot read a time from bool"):
+        tracker.total_usd(start=True)
+
+
 def _seed(tracker: CostTracker, now: float) -> None:
     rows = [
         ("a", 0, "openai/gpt-4o", "ann", "chat", 1.0, 100),

@@ -38,6 +38,28 @@ def check_scope(scope: str) -> str:
     )
 
 
+def usd(value: object, what: str) -> float:
+    """``value`` as a finite, non-negative USD amount, or a ConfigurationError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(
+            f"{what} must be a number of USD >= 0, got {type(value).__name__} {value!r}"
+        )
+    if not 0 <= value < float("inf"):
+        raise ConfigurationError(f"{what} must be >= 0 and finite (USD), got {value!r}")
+    return float(value)
+
+
+def tag_tuple(tags: str | Iterable[str]) -> tuple[str, ...]:
+    """Project tags as a tuple; a lone string is one tag, never a tuple of its characters."""
+    if isinstance(tags, str):
+        return (tags,) if tags else ()
+    out = tuple(tags)
+    bad = [t for t in out if not isinstance(t, str)]
+    if bad:
+        raise ConfigurationError(f"tags must be strings, got {bad!r}; e.g. tags=('project-x',)")
+    return out
+
+
 def _check_period(period: str) -> Period:
     if period not in PERIODS:
         raise ConfigurationError(
@@ -70,10 +92,9 @@ class BudgetLimit:
     def __post_init__(self) -> None:
         check_scope(self.scope)
         _check_period(self.period)
-        if not self.limit_usd >= 0:
-            raise ConfigurationError(f"budget limit must be >= 0 USD, got {self.limit_usd!r}")
-        if self.alert_at_usd is not None and not self.alert_at_usd >= 0:
-            raise ConfigurationError(f"alert threshold must be >= 0 USD, got {self.alert_at_usd!r}")
+        usd(self.limit_usd, "budget limit")
+        if self.alert_at_usd is not None:
+            usd(self.alert_at_usd, "alert threshold")
 
     @property
     def alert_level_usd(self) -> float | None:

@@ -227,6 +227,11 @@ class ModelCatalog:
         Raises:
             UnknownModelError: No such model; the error lists close matches.
         """
+        if not isinstance(model, str):
+            raise ConfigurationError(
+                f"a model is named by a string such as 'gpt-4o-mini', got "
+                f"{type(model).__name__} {model!r}"
+            )
         info = self._registered().get(model) or self._cache.get(model)
         if info is None:
             info = self._from_map(model)

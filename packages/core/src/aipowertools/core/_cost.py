@@ -16,11 +16,11 @@ ESTIMATE_MARGIN = 1.1  # applied to estimated prompt token counts in estimate_co
 
 
 def _info(model: str | ModelInfo, catalog: ModelCatalog | None) -> ModelInfo:
-    if isinstance(model, str):
-        from aipowertools.core._catalog import default_catalog
+    from aipowertools.core._catalog import ModelInfo, default_catalog
 
-        return (catalog or default_catalog()).get(model)
-    return model
+    if isinstance(model, ModelInfo):
+        return model
+    return (catalog or default_catalog()).get(model)  # a typed error for non-strings
 
 
 def _rates(info: ModelInfo, prompt_tokens: int) -> tuple[float, float, float, float]:

@@ -29,20 +29,39 @@ from aipowertools.core._ledger import (
     window_bounds,
 )
 
-TimeLike = dt.datetime | dt.date | float | int | None
+TimeLike = dt.datetime | dt.date | float | int | str | None
 
 
 def to_ts(value: TimeLike, default: float) -> float:
-    """Epoch seconds of a datetime (naive means UTC), a date (its UTC midnight) or a number."""
+    """Epoch seconds of a datetime (naive means UTC), a date (its UTC midnight), a number, or
+    an ISO 8601 date / datetime string (``"2026-01-31"``, ``"2026-01-31T12:00:00+00:00"``)."""
     if value is None:
         return default
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            raise ConfigurationError(
+                f"cannot read the time {value!r}: use an ISO date or datetime such as "
+                "'2026-01-31' or '2026-01-31T12:00:00+00:00', a datetime, a date, or epoch seconds"
+            ) from None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
         return value.timestamp()
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc).timestamp()
-    return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigurationError(
+        f"cannot read a time from {type(value).__name__} {value!r}: use a datetime, a date, "
+        "epoch seconds or an ISO 8601 string such as '2026-01-31'"
+    )
 
 
 CSV_FIELDS = [

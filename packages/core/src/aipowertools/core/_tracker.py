@@ -12,7 +12,14 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aipowertools.core._budget import BudgetAlert, BudgetLimit, Budgets, Reservation
+from aipowertools.core._budget import (
+    BudgetAlert,
+    BudgetLimit,
+    Budgets,
+    Reservation,
+    tag_tuple,
+    usd,
+)
 from aipowertools.core._errors import BudgetExceededError, ConfigurationError, StoreURLError
 from aipowertools.core._ledger import (
     LedgerBackend,
@@ -236,9 +243,7 @@ class CostTracker(LedgerQueries):
         max_tokens: int | None,
     ) -> float:
         if estimate_usd is not None:
-            if not estimate_usd >= 0:
-                raise ConfigurationError(f"estimate_usd must be >= 0, got {estimate_usd!r}")
-            return estimate_usd
+            return usd(estimate_usd, "estimate_usd")
         if messages is not None and model is not None and max_tokens is not None:
             from aipowertools.core import estimate_cost
 
@@ -290,9 +295,8 @@ class CostTracker(LedgerQueries):
         amount = self._estimate(estimate_usd, model, messages, max_tokens)
         now = time.time() if ts is None else ts
         ttl = self.reservation_ttl_s if ttl_s is None else ttl_s
-        res = Reservation(
-            uuid.uuid4().hex, amount, now + ttl, now, user, task, tuple(tags), request_id
-        )
+        tags = tag_tuple(tags)
+        res = Reservation(uuid.uuid4().hex, amount, now + ttl, now, user, task, tags, request_id)
         return res, call_buckets(user, task, tags, now), self.budgets.rules(user, task, tags, now)
 
     def reserve(
@@ -516,6 +520,10 @@ class CostTracker(LedgerQueries):
     ) -> LedgerRecord:
         rid, response_model = _meta(response)
         model = model or response_model
+        if model is not None and not isinstance(model, str):
+            raise ConfigurationError(
+                f"model must be a model name (str), got {type(model).__name__} {model!r}"
+            )
         if model is None:
             raise ConfigurationError(
                 "cannot record a call without its model: pass model=... (the response "
@@ -537,8 +545,8 @@ class CostTracker(LedgerQueries):
 
                 cost_usd = float(cost(usage, model))
                 exact = not bool(getattr(usage, "estimated", False))
-        elif not cost_usd >= 0:
-            raise ConfigurationError(f"cost_usd must be >= 0, got {cost_usd!r}")
+        else:
+            cost_usd = usd(cost_usd, "cost_usd")
         if cost_exact is not None:
             exact = cost_exact
         res = reservation
@@ -563,7 +571,7 @@ class CostTracker(LedgerQueries):
             task=task,
             user=user,
             session=session,
-            tags=tuple(tags),
+            tags=tag_tuple(tags),
             trace_id=trace_id,
         )
         return record
@@ -690,7 +698,7 @@ class CostTracker(LedgerQueries):
             task=task_name,
             user=user,
             session=session,
-            tags=tuple(tags),
+            tags=tag_tuple(tags),
             trace_id=trace_id,
             request_id=request_id,
             estimate_usd=estimate_usd,

@@ -156,6 +156,12 @@ def parse_store_url(url: str | StoreURL | None, *, default: str) -> StoreURL:
         return url
     if url is None:
         url = os.environ.get("AIPOWERTOOLS_STORE", "").strip() or default
+    if not isinstance(url, str):
+        raise StoreURLError(
+            repr(url),
+            f"a store URL is a string such as 'sqlite:///path/ledger.db', not a "
+            f"{type(url).__name__}",
+        )
     text = url.strip()
     if "{data_dir}" in text:
         text = text.replace("{data_dir}", str(data_dir()))
