@@ -8,6 +8,7 @@ carries, so a cost callback handler recording the same answer is a no-op); every
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from aipowertools.router._engine import Candidate
@@ -48,7 +49,13 @@ class TrackerAccounting:
         return self._view
 
     async def reserve(self, attempt_id: str, candidate: Candidate, request_id: str) -> Any:
-        """Hold the attempt's worst-case cost (raises BudgetExceededError when it cannot)."""
+        """Hold the attempt's worst-case cost (raises BudgetExceededError when it cannot).
+
+        Free deployments (worst case $0) reserve nothing: a budget full of paid reservations
+        must not stop a local model from answering.
+        """
+        if candidate.worst_cost_usd <= 0.0:
+            return None
         return await self.tracker.areserve(
             candidate.worst_cost_usd, request_id=request_id, tags=("router",)
         )
@@ -61,8 +68,8 @@ class TrackerAccounting:
 
             usage_cls = self._usage_cls = Usage
         d = candidate.deployment
-        await self.tracker.asettle(
-            token,
+        write = self.tracker.arecord if token is None else partial(self.tracker.asettle, token)
+        await write(
             model=d.catalog_model or d.model,
             request_id=attempt.ledger_key or attempt.attempt_id,
             usage=usage_cls(input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens),
