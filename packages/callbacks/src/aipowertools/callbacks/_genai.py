@@ -3,7 +3,8 @@
 * ``RunState`` / ``Runs``: what we remember about a run between its start and end callbacks.
 * OpenTelemetry spans following the GenAI semantic conventions.
 * Recording a finished call into a ``CostTracker`` (idempotent on the run id), with budget
-  reservation before the call when the tracker has hard limits.
+  reservation before the call when the tracker has hard limits, and feeding a
+  ``ProviderMonitor``.
 """
 
 from __future__ import annotations
@@ -308,6 +309,36 @@ def record_kwargs(
     if state.reservation is not None:
         kwargs["reservation"] = state.reservation
     return kwargs
+
+
+def monitor_ok(monitor: Any, state: RunState, usage: Tokens, model: str | None) -> None:
+    """Feed a ``ProviderMonitor`` (if any) with a successful call's latency, TTFT and tokens."""
+    if monitor is not None:
+        monitor.record(
+            f"{state.provider or 'unknown'}/{model}",
+            latency_ms=state.duration_ms(),
+            ttft_ms=state.ttft_ms(),
+            ok=True,
+            output_tokens=usage.output_tokens,
+            input_tokens=usage.input_tokens,
+            provider=state.provider,
+            model=model,
+        )
+
+
+def monitor_error(monitor: Any, state: RunState, error: BaseException) -> None:
+    """Feed a ``ProviderMonitor`` (if any) with a failed call and its error kind."""
+    if monitor is not None:
+        from aipowertools.core.errors import classify
+
+        monitor.record(
+            f"{state.provider or 'unknown'}/{state.model}",
+            latency_ms=state.duration_ms(),
+            ok=False,
+            error_kind=classify(error),
+            provider=state.provider,
+            model=state.model,
+        )
 
 
 def log_event(

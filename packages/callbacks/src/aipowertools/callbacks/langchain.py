@@ -31,6 +31,8 @@ from aipowertools.callbacks._genai import (
     llm_request_attributes,
     llm_response_attributes,
     log_event,
+    monitor_error,
+    monitor_ok,
     provider_name,
     record_kwargs,
     span_ids,
@@ -280,32 +282,6 @@ class _CostLogic:
         )
         return record, usage, response_model or state.model
 
-    def _monitor_ok(self, state: RunState, usage: Tokens, model: str | None) -> None:
-        if self.monitor is not None:
-            self.monitor.record(
-                f"{state.provider or 'unknown'}/{model}",
-                latency_ms=state.duration_ms(),
-                ttft_ms=state.ttft_ms(),
-                ok=True,
-                output_tokens=usage.output_tokens,
-                input_tokens=usage.input_tokens,
-                provider=state.provider,
-                model=model,
-            )
-
-    def _monitor_error(self, state: RunState, error: BaseException) -> None:
-        if self.monitor is not None:
-            from aipowertools.core.errors import classify
-
-            self.monitor.record(
-                f"{state.provider or 'unknown'}/{state.model}",
-                latency_ms=state.duration_ms(),
-                ok=False,
-                error_kind=classify(error),
-                provider=state.provider,
-                model=state.model,
-            )
-
 
 class CostCallbackHandler(_CostLogic, BaseCallbackHandler):
     """Records every chat model / LLM call into a ``CostTracker`` and enforces its budgets.
@@ -423,7 +399,7 @@ class CostCallbackHandler(_CostLogic, BaseCallbackHandler):
         try:
             record, usage, model = self._finish(state, response, run_id)
             self.tracker.record(**record)
-            self._monitor_ok(state, usage, model)
+            monitor_ok(self.monitor, state, usage, model)
         except Exception:
             _log.warning("CostCallbackHandler: could not record run %s", run_id, exc_info=True)
 
@@ -435,7 +411,7 @@ class CostCallbackHandler(_CostLogic, BaseCallbackHandler):
         try:
             if state.reservation is not None:
                 self.tracker.release(state.reservation)
-            self._monitor_error(state, error)
+            monitor_error(self.monitor, state, error)
         except Exception:
             _log.warning("CostCallbackHandler: could not release run %s", run_id, exc_info=True)
 
@@ -538,7 +514,7 @@ class AsyncCostCallbackHandler(_CostLogic, AsyncCallbackHandler):
         try:
             record, usage, model = self._finish(state, response, run_id)
             await self.tracker.arecord(**record)
-            self._monitor_ok(state, usage, model)
+            monitor_ok(self.monitor, state, usage, model)
         except Exception:
             _log.warning("AsyncCostCallbackHandler: could not record run %s", run_id, exc_info=True)
 
@@ -550,7 +526,7 @@ class AsyncCostCallbackHandler(_CostLogic, AsyncCallbackHandler):
         try:
             if state.reservation is not None:
                 await self.tracker.arelease(state.reservation)
-            self._monitor_error(state, error)
+            monitor_error(self.monitor, state, error)
         except Exception:
             _log.warning("AsyncCostCallbackHandler: could not release %s", run_id, exc_info=True)
 

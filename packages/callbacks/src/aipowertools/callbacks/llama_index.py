@@ -41,6 +41,8 @@ from aipowertools.callbacks._genai import (
     llm_request_attributes,
     llm_response_attributes,
     log_event,
+    monitor_error,
+    monitor_ok,
     provider_name,
     record_call,
     start_span,
@@ -256,20 +258,10 @@ class _Core:
                 )
             except Exception:
                 _log.warning("could not record LlamaIndex run %s", key, exc_info=True)
-        if self.monitor is not None:
-            try:
-                self.monitor.record(
-                    f"{state.provider or 'unknown'}/{response_model or state.model}",
-                    latency_ms=state.duration_ms(),
-                    ttft_ms=state.ttft_ms(),
-                    ok=True,
-                    output_tokens=usage.output_tokens,
-                    input_tokens=usage.input_tokens,
-                    provider=state.provider,
-                    model=response_model or state.model,
-                )
-            except Exception:
-                _log.warning("could not feed the provider monitor", exc_info=True)
+        try:
+            monitor_ok(self.monitor, state, usage, response_model or state.model)
+        except Exception:
+            _log.warning("could not feed the provider monitor", exc_info=True)
         if self.logger is not None:
             ttft = state.ttft_ms()
             fields: dict[str, Any] = {
@@ -307,20 +299,10 @@ class _Core:
         if state is None:
             return
         exc = error if isinstance(error, BaseException) else RuntimeError(error)
-        if self.monitor is not None:
-            try:
-                from aipowertools.core.errors import classify
-
-                self.monitor.record(
-                    f"{state.provider or 'unknown'}/{state.model}",
-                    latency_ms=state.duration_ms(),
-                    ok=False,
-                    error_kind=classify(exc),
-                    provider=state.provider,
-                    model=state.model,
-                )
-            except Exception:
-                _log.warning("could not feed the provider monitor", exc_info=True)
+        try:
+            monitor_error(self.monitor, state, exc)
+        except Exception:
+            _log.warning("could not feed the provider monitor", exc_info=True)
         if self.logger is not None:
             event = "chat_model_error" if state.kind == "chat_model" else "llm_error"
             log_event(
