@@ -6,7 +6,8 @@ import time
 import pytest
 
 from aipowertools.core import ProviderMonitor
-from aipowertools.core._monitor import Alert, LatencySketch
+from aipowertools.core._monitor import Alert
+from aipowertools.core._sketch import LatencySketch
 from aipowertools.core.errors import ConfigurationError, ErrorKind
 
 
