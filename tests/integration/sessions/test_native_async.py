@@ -1,14 +1,16 @@
-"""Backends with native async methods (Redis) are awaited directly, with the same semantics."""
+"""Backends with native async methods (Redis, PostgreSQL) are awaited directly, same semantics."""
 
 from __future__ import annotations
 
 import uuid
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from aipowertools.core.errors import SessionConflictError
 from aipowertools.sessions import Session, SessionLimitError
+from aipowertools.sessions._postgres import PostgresBackend
 from aipowertools.sessions._redis import RedisBackend
 
 
@@ -17,9 +19,16 @@ def redis_backend(redis_url: str) -> RedisBackend:
     return RedisBackend(redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
 
 
-async def test_async_paths_match_sync(redis_backend: RedisBackend) -> None:
+@pytest.fixture(params=["redis", "postgresql"])
+def native(request: pytest.FixtureRequest) -> Any:
+    if request.param == "redis":
+        return request.getfixturevalue("redis_backend")
+    return PostgresBackend(request.getfixturevalue("postgres_url"))
+
+
+async def test_async_paths_match_sync(native: Any) -> None:
     ns = f"a{uuid.uuid4().hex[:8]}"
-    s = Session("native", store=redis_backend, namespace=ns, ttl=60)
+    s = Session("native", store=native, namespace=ns, ttl=60)
     assert await s.aset("v", {"a": 1}, expected_version=0) == 1
     with pytest.raises(SessionConflictError):
         await s.aset("v", {"a": 2}, expected_version=0)
@@ -32,32 +41,34 @@ async def test_async_paths_match_sync(redis_backend: RedisBackend) -> None:
     assert await s.aget("v") == {"a": 1}
     assert await s.aget("missing", "dflt") == "dflt"
     assert s.get("h") == list(range(6))  # the sync side sees the same data
-    assert redis_backend._r.pttl(redis_backend._base(ns, "native") + "l:h") > 0  # TTL applied
+    assert Session.list_sessions(native, namespace=ns) == ["native"]
+    if isinstance(native, RedisBackend):  # the list got the session's TTL
+        assert native._r.pttl(native._base(ns, "native") + "l:h") > 0
 
 
-async def test_async_limits(redis_backend: RedisBackend) -> None:
+async def test_async_limits(native: Any) -> None:
     ns = f"a{uuid.uuid4().hex[:8]}"
-    window = Session("w", store=redis_backend, namespace=ns, max_items=3)
+    window = Session("w", store=native, namespace=ns, max_items=3)
     for i in range(5):
         await window.aappend("h", i)
     assert await window.aget("h") == [2, 3, 4]
-    strict = Session("s", store=redis_backend, namespace=ns, max_items=2, trim="error")
+    strict = Session("s", store=native, namespace=ns, max_items=2, trim="error")
     await strict.aextend("h", [1, 2])
     with pytest.raises(SessionLimitError):
         await strict.aappend("h", 3)
-    big = await redis_backend.aappend(ns, "big", "h", [b"x"] * 4500)  # past one RPUSH's batch
-    assert big == 4500
+    await native.aappend(ns, "big", "h", [b"x"] * 4500)  # past one RPUSH's batch
+    assert await native.alength(ns, "big", "h") == 4500
 
 
-async def test_async_buffered_session_uses_the_buffer(redis_backend: RedisBackend) -> None:
+async def test_async_buffered_session_uses_the_buffer(native: Any) -> None:
     ns = f"a{uuid.uuid4().hex[:8]}"
-    s = Session("buf", store=redis_backend, namespace=ns, auto_save=False)
+    s = Session("buf", store=native, namespace=ns, auto_save=False)
     await s.aset("v", 1)
     await s.aappend("h", "x")
     assert await s.aget("h") == ["x"]
-    assert Session("buf", store=redis_backend, namespace=ns).keys() == []
+    assert Session("buf", store=native, namespace=ns).keys() == []
     await s.asave()
-    assert Session("buf", store=redis_backend, namespace=ns).get_all() == {"h": ["x"], "v": 1}
+    assert Session("buf", store=native, namespace=ns).get_all() == {"h": ["x"], "v": 1}
 
 
 async def test_script_cache_miss_falls_back_to_eval(redis_backend: RedisBackend) -> None:
@@ -73,3 +84,15 @@ def test_lock_held_past_its_ttl_is_reported(redis_backend: RedisBackend) -> None
     s = Session("l", store=redis_backend, namespace=f"a{uuid.uuid4().hex[:8]}")
     with pytest.raises(SessionLockError), s.lock("edit", ttl=0.05):
         time.sleep(0.15)  # the lock expired: someone else could have taken it
+
+
+async def test_expired_postgres_session_is_renewed_empty(postgres_url: str) -> None:
+    import asyncio
+
+    backend = PostgresBackend(postgres_url)
+    ns = f"a{uuid.uuid4().hex[:8]}"
+    await Session("gone", store=backend, namespace=ns, ttl=0.2).aappend("h", "old")
+    await asyncio.sleep(0.3)
+    again = Session("gone", store=backend, namespace=ns)
+    await again.aappend("h", "new")
+    assert await again.aget("h") == ["new"]

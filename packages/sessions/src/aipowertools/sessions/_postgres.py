@@ -7,12 +7,13 @@ append is one statement inserting one row per item, numbered by a sequence.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from typing import Any, TypeVar
 
 from aipowertools.sessions._backend import ABSENT, Versioned, conflict
 from aipowertools.sessions._errors import SessionLockError
@@ -80,6 +81,49 @@ _APPEND_MANY = (
 )
 
 
+_GET = (
+    "SELECT data, version FROM aipt_session_values WHERE ns = %(ns)s AND sid = %(sid)s "
+    f"AND key = %(key)s AND {_LIVE}"
+)
+_SET_ANY = (
+    "INSERT INTO aipt_session_values AS v (ns, sid, key, version, data) "
+    "VALUES (%(ns)s, %(sid)s, %(key)s, 1, %(data)s) ON CONFLICT (ns, sid, key) "
+    "DO UPDATE SET version = v.version + 1, data = EXCLUDED.data RETURNING version"
+)
+_SET_NEW = (
+    "INSERT INTO aipt_session_values (ns, sid, key, version, data) "
+    "VALUES (%(ns)s, %(sid)s, %(key)s, 1, %(data)s) "
+    "ON CONFLICT (ns, sid, key) DO NOTHING RETURNING version"
+)
+_SET_IF = (
+    "UPDATE aipt_session_values SET version = version + 1, data = %(data)s "
+    "WHERE ns = %(ns)s AND sid = %(sid)s AND key = %(key)s "
+    "AND version = %(expected)s RETURNING version"
+)
+_LENGTH = (
+    "SELECT count(*) FROM aipt_session_items "
+    f"WHERE ns = %(ns)s AND sid = %(sid)s AND key = %(key)s AND {_LIVE}"
+)
+_READ = (
+    "SELECT data FROM aipt_session_items WHERE ns = %(ns)s AND sid = %(sid)s "
+    f"AND key = %(key)s AND {_LIVE} ORDER BY seq OFFSET %(start)s LIMIT %(limit)s"
+)
+_TRIM = (
+    "WITH gone AS (DELETE FROM aipt_session_items WHERE ns = %(ns)s AND sid = %(sid)s "
+    "AND key = %(key)s AND seq < (SELECT seq FROM aipt_session_items "
+    "WHERE ns = %(ns)s AND sid = %(sid)s AND key = %(key)s "
+    "ORDER BY seq DESC OFFSET %(skip)s LIMIT 1) RETURNING 1) SELECT count(*) FROM gone"
+)
+_TOUCH = (
+    "INSERT INTO aipt_sessions (ns, sid, expires_at) VALUES (%(ns)s, %(sid)s, %(exp)s) "
+    "ON CONFLICT (ns, sid) DO UPDATE SET expires_at = EXCLUDED.expires_at"
+)
+_DROP = "-- drop the session --"  # a plan step the runners carry out with drop()
+
+_T = TypeVar("_T")
+_Plan = Generator[tuple[str, dict[str, Any]], list[Any], _T]
+
+
 def migrate(conn: Any, *, target: int | None = None) -> int:
     """Bring the schema up to ``target`` (default: the latest) on ``conn``; returns the version."""
     with conn.transaction():
@@ -96,6 +140,27 @@ def migrate(conn: Any, *, target: int | None = None) -> int:
             if current < version <= (target or version):
                 conn.execute(sql)
                 conn.execute(
+                    "INSERT INTO aipt_sessions_migrations (version) VALUES (%s)", (version,)
+                )
+                current = version
+    return current
+
+
+async def amigrate(conn: Any) -> int:
+    """Async :func:`migrate` (to the latest version)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS aipt_sessions_migrations ("
+            "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM aipt_sessions_migrations")
+        row = await cur.fetchone()
+        current = int(row[0])
+        for version, sql in _MIGRATIONS:
+            if version > current:
+                await conn.execute(sql)
+                await conn.execute(
                     "INSERT INTO aipt_sessions_migrations (version) VALUES (%s)", (version,)
                 )
                 current = version
@@ -137,13 +202,69 @@ class PostgresBackend:
             cur = conn.execute(sql, params)
             return list(cur.fetchall()) if cur.description else []
 
-    def get(self, ns: str, sid: str, key: str) -> Versioned | None:
-        rows = self._q(
-            "SELECT data, version FROM aipt_session_values WHERE ns = %(ns)s AND sid = %(sid)s "
-            f"AND key = %(key)s AND {_LIVE}",
-            {"ns": ns, "sid": sid, "key": key},
-        )
+    # Single-statement operations are written once as plans (generators of statements) and run
+    # by a sync runner on the pool or by an async runner on the async pool.
+
+    def _run(self, plan: _Plan[_T]) -> _T:
+        try:
+            sql, params = next(plan)
+            while True:
+                if sql is _DROP:
+                    self.drop(params["ns"], params["sid"])
+                    sql, params = plan.send([])
+                else:
+                    sql, params = plan.send(self._q(sql, params))
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+    async def _arun(self, plan: _Plan[_T]) -> _T:
+        try:
+            sql, params = next(plan)
+            while True:
+                if sql is _DROP:
+                    await asyncio.to_thread(self.drop, params["ns"], params["sid"])
+                    sql, params = plan.send([])
+                else:
+                    sql, params = plan.send(await self._aq(sql, params))
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+    @asynccontextmanager
+    async def _aconn(self) -> AsyncIterator[Any]:
+        from aipowertools.core.stores import async_postgres_pool
+
+        pool = await async_postgres_pool(self.url)
+        async with pool.connection() as conn:
+            if not self._ready:
+                await amigrate(conn)
+                self._ready = True
+            previous = conn.autocommit
+            if not previous and conn.info.transaction_status == 0:  # idle: safe to switch
+                await conn.set_autocommit(True)
+            try:
+                yield conn
+            finally:
+                if conn.autocommit != previous:
+                    await conn.set_autocommit(previous)
+
+    async def _aq(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        async with self._aconn() as conn:
+            cur = await conn.execute(sql, params)
+            return list(await cur.fetchall()) if cur.description else []
+
+    @staticmethod
+    def _p_get(ns: str, sid: str, key: str) -> _Plan[Versioned | None]:
+        rows = yield _GET, {"ns": ns, "sid": sid, "key": key}
         return Versioned(bytes(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def get(self, ns: str, sid: str, key: str) -> Versioned | None:
+        return self._run(self._p_get(ns, sid, key))
+
+    async def aget(self, ns: str, sid: str, key: str) -> Versioned | None:
+        """Async :meth:`get`."""
+        return await self._arun(self._p_get(ns, sid, key))
 
     def get_values(self, ns: str, sid: str) -> dict[str, Versioned]:
         rows = self._q(
@@ -153,34 +274,21 @@ class PostgresBackend:
         )
         return {k: Versioned(bytes(d), int(v)) for k, d, v in rows}
 
-    def set(self, ns: str, sid: str, key: str, data: bytes, expected: int | None) -> int:
+    def _p_set(self, ns: str, sid: str, key: str, data: bytes, expected: int | None) -> _Plan[int]:
         p = {"ns": ns, "sid": sid, "key": key, "data": data, "expected": expected}
-        if expected is None:
-            rows = self._q(
-                "INSERT INTO aipt_session_values AS v (ns, sid, key, version, data) "
-                "VALUES (%(ns)s, %(sid)s, %(key)s, 1, %(data)s) ON CONFLICT (ns, sid, key) "
-                "DO UPDATE SET version = v.version + 1, data = EXCLUDED.data RETURNING version",
-                p,
-            )
-            return int(rows[0][0])
-        if expected == ABSENT:
-            rows = self._q(
-                "INSERT INTO aipt_session_values (ns, sid, key, version, data) "
-                "VALUES (%(ns)s, %(sid)s, %(key)s, 1, %(data)s) "
-                "ON CONFLICT (ns, sid, key) DO NOTHING RETURNING version",
-                p,
-            )
-        else:
-            rows = self._q(
-                "UPDATE aipt_session_values SET version = version + 1, data = %(data)s "
-                "WHERE ns = %(ns)s AND sid = %(sid)s AND key = %(key)s "
-                "AND version = %(expected)s RETURNING version",
-                p,
-            )
+        sql = _SET_ANY if expected is None else _SET_NEW if expected == ABSENT else _SET_IF
+        rows = yield sql, p
         if rows:
             return int(rows[0][0])
-        current = self.get(ns, sid, key)
-        raise conflict(sid, key, expected, current.version if current else ABSENT)
+        current = yield _GET, p
+        raise conflict(sid, key, expected, int(current[0][1]) if current else ABSENT)
+
+    def set(self, ns: str, sid: str, key: str, data: bytes, expected: int | None) -> int:
+        return self._run(self._p_set(ns, sid, key, data, expected))
+
+    async def aset(self, ns: str, sid: str, key: str, data: bytes, expected: int | None) -> int:
+        """Async :meth:`set`."""
+        return await self._arun(self._p_set(ns, sid, key, data, expected))
 
     def delete(self, ns: str, sid: str, key: str) -> None:
         p = {"ns": ns, "sid": sid, "key": key}
@@ -190,42 +298,60 @@ class PostgresBackend:
                     f"DELETE FROM {table} WHERE ns = %(ns)s AND sid = %(sid)s AND key = %(key)s", p
                 )
 
-    def append(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
+    @staticmethod
+    def _p_append(ns: str, sid: str, key: str, items: Sequence[bytes]) -> _Plan[int]:
         p: dict[str, Any] = {"ns": ns, "sid": sid, "key": key}
         if len(items) == 1:
-            self._q(_APPEND_ONE, {**p, "data": items[0]})
+            yield _APPEND_ONE, {**p, "data": items[0]}
         else:
-            self._q(_APPEND_MANY, {**p, "items": list(items)})
+            yield _APPEND_MANY, {**p, "items": list(items)}
         return -1  # counting costs a scan; the Session asks only when it has a size limit
 
-    def length(self, ns: str, sid: str, key: str) -> int:
-        rows = self._q(
-            "SELECT count(*) FROM aipt_session_items "
-            f"WHERE ns = %(ns)s AND sid = %(sid)s AND key = %(key)s AND {_LIVE}",
-            {"ns": ns, "sid": sid, "key": key},
-        )
+    def append(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
+        return self._run(self._p_append(ns, sid, key, items))
+
+    async def aappend(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
+        """Async :meth:`append`."""
+        return await self._arun(self._p_append(ns, sid, key, items))
+
+    @staticmethod
+    def _p_length(ns: str, sid: str, key: str) -> _Plan[int]:
+        rows = yield _LENGTH, {"ns": ns, "sid": sid, "key": key}
         return int(rows[0][0])
 
-    def read(self, ns: str, sid: str, key: str, start: int, stop: int) -> list[bytes]:
+    def length(self, ns: str, sid: str, key: str) -> int:
+        return self._run(self._p_length(ns, sid, key))
+
+    async def alength(self, ns: str, sid: str, key: str) -> int:
+        """Async :meth:`length`."""
+        return await self._arun(self._p_length(ns, sid, key))
+
+    @staticmethod
+    def _p_read(ns: str, sid: str, key: str, start: int, stop: int) -> _Plan[list[bytes]]:
         if stop <= start:
             return []
-        rows = self._q(
-            "SELECT data FROM aipt_session_items WHERE ns = %(ns)s AND sid = %(sid)s "
-            f"AND key = %(key)s AND {_LIVE} ORDER BY seq OFFSET %(start)s LIMIT %(limit)s",
-            {"ns": ns, "sid": sid, "key": key, "start": start, "limit": stop - start},
-        )
+        params = {"ns": ns, "sid": sid, "key": key, "start": start, "limit": stop - start}
+        rows = yield _READ, params
         return [bytes(r[0]) for r in rows]
 
+    def read(self, ns: str, sid: str, key: str, start: int, stop: int) -> list[bytes]:
+        return self._run(self._p_read(ns, sid, key, start, stop))
+
+    async def aread(self, ns: str, sid: str, key: str, start: int, stop: int) -> list[bytes]:
+        """Async :meth:`read`."""
+        return await self._arun(self._p_read(ns, sid, key, start, stop))
+
+    @staticmethod
+    def _p_trim(ns: str, sid: str, key: str, keep_last: int) -> _Plan[int]:
+        rows = yield _TRIM, {"ns": ns, "sid": sid, "key": key, "skip": keep_last - 1}
+        return int(rows[0][0])
+
     def trim(self, ns: str, sid: str, key: str, keep_last: int) -> int:
-        with self._conn() as conn:
-            cur = conn.execute(
-                "DELETE FROM aipt_session_items WHERE ns = %(ns)s AND sid = %(sid)s "
-                "AND key = %(key)s AND seq < (SELECT seq FROM aipt_session_items "
-                "WHERE ns = %(ns)s AND sid = %(sid)s AND key = %(key)s "
-                "ORDER BY seq DESC OFFSET %(skip)s LIMIT 1)",
-                {"ns": ns, "sid": sid, "key": key, "skip": keep_last - 1},
-            )
-            return int(cur.rowcount)
+        return self._run(self._p_trim(ns, sid, key, keep_last))
+
+    async def atrim(self, ns: str, sid: str, key: str, keep_last: int) -> int:
+        """Async :meth:`trim`."""
+        return await self._arun(self._p_trim(ns, sid, key, keep_last))
 
     def keys(self, ns: str, sid: str) -> list[str]:
         rows = self._q(
@@ -242,14 +368,20 @@ class PostgresBackend:
     def _alive(self, ns: str, sid: str) -> bool:
         return bool(self._q(f"SELECT {_LIVE}", {"ns": ns, "sid": sid})[0][0])
 
+    @staticmethod
+    def _p_touch(ns: str, sid: str, ttl: float | None) -> _Plan[None]:
+        p = {"ns": ns, "sid": sid, "exp": None if ttl is None else time.time() + ttl}
+        alive = yield f"SELECT {_LIVE}", p
+        if not alive[0][0]:  # an expired session's data goes before it is renewed
+            yield _DROP, p
+        yield _TOUCH, p
+
     def touch(self, ns: str, sid: str, ttl: float | None) -> None:
-        if not self._alive(ns, sid):  # an expired session's data goes before it is renewed
-            self.drop(ns, sid)
-        self._q(
-            "INSERT INTO aipt_sessions (ns, sid, expires_at) VALUES (%(ns)s, %(sid)s, %(exp)s) "
-            "ON CONFLICT (ns, sid) DO UPDATE SET expires_at = EXCLUDED.expires_at",
-            {"ns": ns, "sid": sid, "exp": None if ttl is None else time.time() + ttl},
-        )
+        self._run(self._p_touch(ns, sid, ttl))
+
+    async def atouch(self, ns: str, sid: str, ttl: float | None) -> None:
+        """Async :meth:`touch`."""
+        await self._arun(self._p_touch(ns, sid, ttl))
 
     def sessions(self, ns: str) -> list[str]:
         rows = self._q(

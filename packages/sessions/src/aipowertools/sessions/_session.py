@@ -494,7 +494,7 @@ class Session:
 
     # -- async twins --------------------------------------------------------------------------
 
-    # Backends with native async methods (``aappend``, ``aread``...: Redis) are awaited
+    # Backends with native async methods (``aappend``, ``aread``...: Redis, PostgreSQL) are awaited
     # directly; the others run in a worker thread.
 
     def _native(self) -> Any:
