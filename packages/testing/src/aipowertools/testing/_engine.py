@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aipowertools.testing._compat import ConfigurationError
 from aipowertools.testing._config import Fault, FaultKind, SimModel
 from aipowertools.testing._faults import FaultPlan, RateWindow
 from aipowertools.testing._replies import resolve_reply
@@ -146,6 +147,15 @@ class Engine:
         )
         try:
             response = await self._answer(request, codec, model, sim_request, record)
+        except ConfigurationError as exc:
+            # A broken reply script: say so in the response instead of a bare 500.
+            record.status = 500
+            response = self.error_response(
+                codec,
+                500,
+                ErrorCategory.BAD_REQUEST,
+                {"detail": f"simulator configuration error: {exc}"},
+            )
         except asyncio.CancelledError:
             record.cancelled = True
             raise

@@ -111,7 +111,11 @@ def count_prompt_tokens(
     kwargs: dict[str, Any] = {"model": model, "messages": messages}
     if tools:
         kwargs["tools"] = tools
-    value = int(litellm().token_counter(**kwargs))
+    try:
+        value = int(litellm().token_counter(**kwargs))
+    except Exception:  # content litellm cannot count (odd parts): count the text alone
+        text = "\n".join(content_text(m.get("content")) for m in messages)
+        value = int(litellm().token_counter(model=model, text=text))
     _prompt_cache.put(key, value)
     return value
 
