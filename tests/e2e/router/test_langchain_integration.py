@@ -55,3 +55,19 @@ class TestRouterChatModelIntegration(ChatModelIntegrationTests):
     @property
     def returns_usage_metadata(self) -> bool:
         return True
+
+
+class TestRouterChatModelDirectTransportIntegration(TestRouterChatModelIntegration):
+    """The same suite with OpenAICompatibleTransport instead of litellm."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        from aipowertools.router import OpenAICompatibleTransport
+
+        sim = _SIM["sim"]
+        router = LLMRouter(
+            [sim_deployment(sim, "gpt-4o-mini"), sim_deployment(sim, "gpt-4o")],
+            transport=OpenAICompatibleTransport(),
+            monitor=False,
+        )
+        return {"router": router}

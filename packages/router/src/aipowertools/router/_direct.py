@@ -85,12 +85,14 @@ class OpenAICompatibleTransport:
         # httpx clients belong to the event loop that created them.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._clients = weakref.WeakKeyDictionary()
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]
+        self._closers = weakref.WeakKeyDictionary()
 
     def handles(self, deployment: Deployment) -> bool:
         """Whether this deployment is called directly (``openai/`` models)."""
         return deployment.model.startswith("openai/")
 
-    def _client(self) -> httpx.AsyncClient:
+    async def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
@@ -98,6 +100,11 @@ class OpenAICompatibleTransport:
 
             limits = httpx.Limits(max_connections=self.max_connections)
             client = self._clients[loop] = httpx.AsyncClient(limits=limits, timeout=None)
+            # An async generator parked at its first yield is closed by the loop's
+            # shutdown_asyncgens() (asyncio.run, asyncio.Runner): the pool closes with its loop.
+            closer = _close_with_loop(client)
+            await closer.__anext__()
+            self._closers[loop] = closer
         return client
 
     @staticmethod
@@ -137,7 +144,7 @@ class OpenAICompatibleTransport:
 
         url, headers, body = self._request(deployment, messages, params, stream=False)
         try:
-            response = await self._client().post(
+            response = await (await self._client()).post(
                 url, json=body, headers=headers, timeout=deployment.timeout
             )
             response.raise_for_status()
@@ -163,7 +170,7 @@ class OpenAICompatibleTransport:
 
         url, headers, body = self._request(deployment, messages, params, stream=True)
         try:
-            async with self._client().stream(
+            async with (await self._client()).stream(
                 "POST", url, json=body, headers=headers, timeout=deployment.timeout
             ) as response:
                 if response.status_code >= 400:
@@ -186,6 +193,15 @@ class OpenAICompatibleTransport:
 
     async def aclose(self) -> None:
         """Close the connection pool of the running event loop."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        loop = asyncio.get_running_loop()
+        self._clients.pop(loop, None)
+        closer = self._closers.pop(loop, None)
+        if closer is not None:
+            await closer.aclose()
+
+
+async def _close_with_loop(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
