@@ -204,7 +204,9 @@ async def test_tools_and_params_reach_the_transport(transport: FakeTransport) ->
     }
 
 
-async def test_context_window_trim_or_raise(transport: FakeTransport) -> None:
+async def test_context_window_trim_or_raise(
+    transport: FakeTransport, caplog: pytest.LogCaptureFixture
+) -> None:
     r = router(transport, dep("small", window=300))
     history = [
         {"role": "system", "content": "be brief"},
@@ -226,6 +228,7 @@ async def test_context_window_trim_or_raise(transport: FakeTransport) -> None:
     assert sent[-1]["content"] == "last question"
     assert len(sent) < len(history)
     assert any("history trimmed" in w for w in result.decision.warnings)
+    assert any("history trimmed" in rec.getMessage() for rec in caplog.records)
 
 
 async def test_feedback_shifts_future_routing(transport: FakeTransport) -> None:

@@ -424,6 +424,11 @@ class LLMRouter:
             tags=tags, max_tokens=max_tokens, needs_tools=bool(tools),
             needs_json=response_format is not None, only=deployments,
         )  # fmt: skip
+        if decision.warnings:
+            logger.warning(
+                "request %s: %s", rid, "; ".join(decision.warnings),
+                extra={"event": "router.warning", "request_id": rid},
+            )  # fmt: skip
         call_params = _call_params(params, max_tokens, tools, tool_choice, response_format)
         attempts: list[Attempt] = []
         cand, completion = await self._executor.run(
