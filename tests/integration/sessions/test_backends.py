@@ -105,9 +105,9 @@ def test_ttl_expiry_listing_and_cleanup(backend: SessionBackend, ns: str) -> Non
     assert Session.list_sessions(backend, namespace=ns) == ["keep"]
     assert keep.get("a") == 1
     # an expired (not yet cleaned up) session starts empty when written again
-    dead = Session("dead", store=backend, namespace=ns, ttl=0.3)
+    dead = Session("dead", store=backend, namespace=ns, ttl=0.5)
     dead.append("h", "old")
-    time.sleep(0.4)
+    time.sleep(0.6)
     again = Session("dead", store=backend, namespace=ns)
     again.append("h", "new")
     assert again.get_all() == {"h": ["new"]}

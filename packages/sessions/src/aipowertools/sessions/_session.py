@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -222,14 +223,15 @@ class Session:
             SessionConflictError: still conflicting after ``retries`` attempts.
         """
         self._key(key)
-        for _ in range(retries):
+        for attempt in range(retries):
             current, version = self.get_versioned(key)
             new = fn(default if version == ABSENT else current)
             try:
                 self._write_value(key, self._encode(key, new), version)
                 return new
             except SessionConflictError:
-                time.sleep(0.001)
+                # jittered exponential backoff, so contending writers stop colliding
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
         raise SessionConflictError(self.session_id, key, "a stable value", "concurrent updates")
 
     def delete(self, key: str) -> None:
