@@ -363,3 +363,32 @@ async def test_deployment_rate_limits_fail_over(transport: FakeTransport) -> Non
     assert transport.calls.count("a") == 2
     r.remove_deployment("a")
     assert r._executor.limiter is None
+
+
+async def test_route_opens_a_span(transport: FakeTransport) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from aipowertools.router import _router
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    old = _router._TRACER
+    _router._TRACER = provider.get_tracer("test")
+    try:
+        transport.behaviours["a"] = Behaviour(fail_rate=1.0)
+        r = router(transport, dep("a", price=1e-7), dep("b", price=1e-6))
+        result = await r.route(task="hi")
+        with pytest.raises(ContentPolicyError):
+            transport.behaviours["a"] = Behaviour(fail_rate=1.0, error=ContentPolicyError)
+            await r.route(task="hi", deployments=["a"])
+    finally:
+        _router._TRACER = old
+    ok, failed = exporter.get_finished_spans()
+    assert ok.name == "aipowertools.router.route"
+    assert ok.attributes["aipowertools.router.deployment"] == "b"
+    assert ok.attributes["aipowertools.router.attempts"] == 2
+    assert ok.attributes["aipowertools.request_id"] == result.request_id
+    assert not failed.status.is_ok

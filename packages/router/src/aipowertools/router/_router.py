@@ -431,10 +431,26 @@ class LLMRouter:
             )  # fmt: skip
         call_params = _call_params(params, max_tokens, tools, tool_choice, response_format)
         attempts: list[Attempt] = []
-        cand, completion = await self._executor.run(
-            decision, strat, prompt.messages, call_params, prompt.tokens, attempts
-        )
-        d = cand.deployment
+        with _tracer().start_as_current_span(
+            "aipowertools.router.route",
+            attributes={"aipowertools.request_id": rid, "aipowertools.router.strategy": strat.name},
+        ) as span:
+            cand, completion = await self._executor.run(
+                decision, strat, prompt.messages, call_params, prompt.tokens, attempts
+            )
+            d = cand.deployment
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "aipowertools.router.deployment": d.name,
+                        "aipowertools.router.attempts": len(attempts),
+                        "aipowertools.router.confidence": decision.confidence,
+                        "aipowertools.cost_usd": sum(a.cost_usd for a in attempts),
+                        "gen_ai.request.model": d.model,
+                        "gen_ai.usage.input_tokens": completion.input_tokens,
+                        "gen_ai.usage.output_tokens": completion.output_tokens,
+                    }
+                )
         self._remember(rid, d.name)
         result = RouteResult(
             content=completion.content,
@@ -556,6 +572,19 @@ class LLMRouter:
     def __repr__(self) -> str:
         names = ", ".join(d.name for d in self.deployments)
         return f"LLMRouter([{names}], strategy={self.strategy.name!r})"
+
+
+_TRACER: Any = None
+
+
+def _tracer() -> Any:
+    """The OpenTelemetry tracer of the router (a no-op until an SDK is installed)."""
+    global _TRACER
+    if _TRACER is None:
+        from opentelemetry import trace
+
+        _TRACER = trace.get_tracer("aipowertools.router")
+    return _TRACER
 
 
 def _call_params(
