@@ -381,8 +381,8 @@ async def test_route_opens_a_span(transport: FakeTransport) -> None:
         transport.behaviours["a"] = Behaviour(fail_rate=1.0)
         r = router(transport, dep("a", price=1e-7), dep("b", price=1e-6))
         result = await r.route(task="hi")
+        transport.behaviours["a"] = Behaviour(fail_rate=1.0, error=ContentPolicyError)
         with pytest.raises(ContentPolicyError):
-            transport.behaviours["a"] = Behaviour(fail_rate=1.0, error=ContentPolicyError)
             await r.route(task="hi", deployments=["a"])
     finally:
         _router._TRACER = old
