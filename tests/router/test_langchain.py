@@ -212,3 +212,23 @@ async def test_langchain_model_as_deployment() -> None:
 async def test_concurrent_ainvoke(llm: RouterChatModel) -> None:
     out = await asyncio.gather(*(llm.ainvoke(f"q{i}") for i in range(50)))
     assert len({m.response_metadata["request_id"] for m in out}) == 50
+
+
+def test_create_agent_loop(transport: FakeTransport) -> None:
+    from langchain.agents import create_agent
+
+    from aipowertools.router import Completion, ToolCall
+
+    async def scripted(d: Any, messages: Any, params: Any) -> Completion:
+        transport.messages.append([dict(m) for m in messages])
+        if messages[-1]["role"] == "tool":
+            return Completion(f"It is {messages[-1]['content']}.", input_tokens=5, output_tokens=5)
+        assert params["tools"][0]["function"]["name"] == "get_weather"
+        return Completion("", [ToolCall("c1", "get_weather", '{"city": "Oslo"}')], 5, 5)
+
+    transport.complete = scripted  # type: ignore[method-assign]
+    agent = create_agent(RouterChatModel(router=make_router(transport)), tools=[get_weather])
+    state = agent.invoke({"messages": [("user", "Weather in Oslo?")]})
+    assert state["messages"][-1].content == "It is sunny in Oslo."
+    assert [m.type for m in state["messages"]] == ["human", "ai", "tool", "ai"]
+    assert state["messages"][-1].response_metadata["deployment"] == "cheap"
