@@ -37,17 +37,25 @@ def main() -> None:
     with Simulator(models=models, seed=42) as sim:
         # 1. litellm through the OpenAI wire format: usage equals litellm's own token counter.
         response = litellm.completion(
-            model="openai/gpt-4o-mini", api_base=sim.base_url("openai"), api_key="sk-sim",
+            model="openai/gpt-4o-mini",
+            api_base=sim.base_url("openai"),
+            api_key="sk-sim",
             messages=MESSAGES,
         )
         counted = litellm.token_counter(model="gpt-4o-mini", messages=MESSAGES)
-        print(f"reply: {response.choices[0].message.content!r}; prompt tokens "
-              f"{response.usage.prompt_tokens} (litellm counts {counted})")
+        print(
+            f"reply: {response.choices[0].message.content!r}; prompt tokens "
+            f"{response.usage.prompt_tokens} (litellm counts {counted})"
+        )
 
         # 2. The Anthropic wire format, with a tool call.
         response = litellm.completion(
-            model="anthropic/claude-3-5-haiku-latest", api_base=sim.base_url("anthropic"),
-            api_key="sk-sim", messages=MESSAGES, tools=TOOLS, _skip_mcp_handler=True,
+            model="anthropic/claude-3-5-haiku-latest",
+            api_base=sim.base_url("anthropic"),
+            api_key="sk-sim",
+            messages=MESSAGES,
+            tools=TOOLS,
+            _skip_mcp_handler=True,
         )
         call = response.choices[0].message.tool_calls[0]
         print(f"tool call: {call.function.name}({call.function.arguments})")
@@ -72,8 +80,11 @@ def main() -> None:
         print(f"statuses under rpm=3: {statuses}")
 
         # 5. An outage: connection refused until the model comes back up.
-        own = openai.OpenAI(base_url=sim.base_url("openai", "claude-3-5-haiku-latest"),
-                            api_key="sk-sim", max_retries=0)
+        own = openai.OpenAI(
+            base_url=sim.base_url("openai", "claude-3-5-haiku-latest"),
+            api_key="sk-sim",
+            max_retries=0,
+        )
         sim.down("claude-3-5-haiku-latest")
         try:
             own.chat.completions.create(model="claude-3-5-haiku-latest", messages=MESSAGES)  # type: ignore[arg-type]
@@ -84,8 +95,10 @@ def main() -> None:
         own.close()
 
         stats = sim.stats()
-        print(f"the provider saw {stats.requests} requests: {stats.served} served, "
-              f"{stats.rate_limited} rate-limited, faults {stats.faults}")
+        print(
+            f"the provider saw {stats.requests} requests: {stats.served} served, "
+            f"{stats.rate_limited} rate-limited, faults {stats.faults}"
+        )
 
 
 if __name__ == "__main__":

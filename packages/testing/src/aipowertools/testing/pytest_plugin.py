@@ -14,16 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import pytest
 
-from aipowertools.testing._server import Simulator
 from aipowertools.testing._services import (
     ServiceUnavailable,
     fresh_postgres_db,
     fresh_redis_db,
     in_ci,
 )
+
+if TYPE_CHECKING:
+    from aipowertools.testing._server import Simulator
 
 
 def _service(
@@ -65,5 +68,7 @@ def llm_simulator() -> Iterator[Simulator]:
         ...     llm_simulator.add_model(SimModel("gpt-4o-mini", reply="hi"))
         ...     url = llm_simulator.base_url("openai")
     """
+    from aipowertools.testing._server import Simulator  # aiohttp only for tests that use it
+
     with Simulator() as sim:
         yield sim
