@@ -124,3 +124,15 @@ def test_module_entry_point_shows_help() -> None:
         check=True,
     )
     assert "--config" in done.stdout
+
+
+def test_every_request_is_logged_at_debug(
+    llm_simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm_simulator.fail_next(None, 1, "server_error")
+    with caplog.at_level("DEBUG", logger="aipowertools.testing"):
+        httpx.post(llm_simulator.base_url() + "/chat/completions", json=BODY)
+    (entry,) = [r for r in caplog.records if r.name == "aipowertools.testing"]
+    assert "-> 500" in entry.getMessage()
+    assert "fault server_error" in entry.getMessage()
+    assert entry.sim_request.model == "m"  # type: ignore[attr-defined]

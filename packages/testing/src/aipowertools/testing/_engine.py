@@ -166,6 +166,18 @@ class Engine:
         finally:
             record.latency_ms = (time.perf_counter() - started) * 1000.0
             self.stats.end(record)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "simulated %s %s -> %s (%d+%d tokens, %.1f ms%s)",
+                    record.flavor,
+                    record.model,
+                    record.status or "no response",
+                    record.prompt_tokens,
+                    record.completion_tokens,
+                    record.latency_ms,
+                    f", fault {record.fault}" if record.fault else "",
+                    extra={"sim_request": record},
+                )
         return response
 
     async def _answer(
