@@ -15,11 +15,31 @@ KEY = "sk-test-not-a-real-key-000000"
 pytestmark = pytest.mark.filterwarnings("ignore:.*langchain-community.*:DeprecationWarning")
 
 
+_HTTP_CLIENTS: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_http_clients():
+    """Close the LLMs' HTTP clients, so no connection to a stopped simulator is left to the GC
+    (an unclosed socket warns, and warnings are errors)."""
+    yield
+    while _HTTP_CLIENTS:
+        _HTTP_CLIENTS.pop().close()
+
+
 def _llm(sim, **kw):
+    import httpx
     from llama_index.llms.openai import OpenAI
 
+    client = httpx.Client()
+    _HTTP_CLIENTS.append(client)
     return OpenAI(
-        model="gpt-4o-mini", api_base=sim.base_url("openai"), api_key=KEY, max_retries=0, **kw
+        model="gpt-4o-mini",
+        api_base=sim.base_url("openai"),
+        api_key=KEY,
+        max_retries=0,
+        http_client=client,
+        **kw,
     )
 
 
