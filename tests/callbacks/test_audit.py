@@ -91,6 +91,24 @@ def test_forged_but_rehashed_insert_breaks_the_next_link(chain) -> None:
     assert "previous-hash link" in report.reason
 
 
+def test_rehashed_change_with_a_rewritten_next_link_is_detected(chain) -> None:
+    # A forger without the key rewrites record 3, rehashes it and points record 4's link at
+    # the new hash: record 4's own hash covers its link, so the chain still breaks there.
+    from aipowertools.callbacks._audit import chain_hash
+
+    log, sink = chain
+    db = _db(sink)
+    prev, payload = db.execute("SELECT prev_hash, payload FROM audit WHERE seq = 3").fetchone()
+    payload = payload.replace("read-3", "delete-3")
+    forged = chain_hash(prev, 3, payload)
+    db.execute("UPDATE audit SET payload = ?, hash = ? WHERE seq = 3", (payload, forged))
+    db.execute("UPDATE audit SET prev_hash = ? WHERE seq = 4", (forged,))
+    report = log.verify()
+    assert not report.ok
+    assert report.first_bad_seq == 4
+    assert "changed" in report.reason
+
+
 def test_reordered_records_are_detected(chain) -> None:
     log, sink = chain
     db = _db(sink)
