@@ -7,7 +7,6 @@ the real provider's response would make that client raise.
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,18 +21,9 @@ from aipowertools.testing import SimModel, Simulator, ToolCall
 from aipowertools.testing._compat import litellm as _litellm
 
 # litellm's streaming types trigger a pydantic UserWarning at first use; not ours to fix.
-# litellm's ollama_chat provider opens a second connection in a background thread right
-# after a call and resets it; asyncio 3.11 can leave that half-accepted socket to the GC.
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.filterwarnings("ignore:Item .* is using the .ReadOnly. qualifier"),
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <function _SelectorTransport.__del__"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-    ),
 ]
 
 MODEL = "sim-model"
@@ -100,10 +90,6 @@ def _litellm_call(prefix: str, flavor: str) -> Callable[[Simulator, str, bool], 
                 completion_tokens=response.usage.completion_tokens,
             )
         chunks = list(ll.completion(**kwargs, stream=True, stream_options={"include_usage": True}))
-        # Finalise litellm's stream objects now: collected later, inside pytest's assertion
-        # rewriter compiling a module, their finalizers trip CPython 3.11's "AST constructor
-        # recursion depth mismatch" SystemError.
-        gc.collect()
         rebuilt = ll.stream_chunk_builder(chunks, messages=MESSAGES)
         message = rebuilt.choices[0].message
         usage = next(c.usage for c in reversed(chunks) if getattr(c, "usage", None))

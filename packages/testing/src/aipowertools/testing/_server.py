@@ -24,6 +24,32 @@ __all__ = ["Simulator"]
 _FLAVOR_PATHS = {"openai": "/v1", "anthropic": "", "ollama": "", "llamacpp": "/v1"}
 
 
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    """Finish every task and close every transport before the loop closes.
+
+    A client connecting while we shut down leaves a transport whose protocol may start a
+    task only on the next iteration; repeat until nothing is left (bounded), so no socket is
+    left for the garbage collector to complain about.
+    """
+    for _ in range(10):
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        live = [
+            t
+            for t in list(getattr(loop, "_transports", {}).values())
+            if t is not None and not t.is_closing()
+        ]
+        for transport in live:
+            transport.abort()
+        for _ in range(2):
+            loop.run_until_complete(asyncio.sleep(0))
+        if not pending and not live:
+            return
+
+
 class _Listener:
     """One listening socket (the main one, or one bound to a single model)."""
 
@@ -31,6 +57,7 @@ class _Listener:
         self.key = key
         self.port = port
         self.site: web.SockSite | None = None
+        self.sock: socket.socket | None = None
         self.transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
 
 
@@ -109,18 +136,7 @@ class Simulator:
                     return
                 ready.set()
                 loop.run_forever()
-                pending = asyncio.all_tasks(loop)
-                for task in pending:
-                    task.cancel()
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                # A client connecting while we shut down leaves a transport whose protocol
-                # never started; abort every transport the loop still knows about, then let
-                # the close callbacks run so their sockets are released.
-                for transport in list(getattr(loop, "_transports", {}).values()):
-                    if transport is not None and not transport.is_closing():
-                        transport.abort()
-                for _ in range(3):
-                    loop.run_until_complete(asyncio.sleep(0))
+                _drain(loop)
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
 
@@ -213,12 +229,21 @@ class Simulator:
         site = web.SockSite(self._runner, sock, backlog=1024)
         await site.start()
         listener.site = site
+        listener.sock = sock
         self._listeners[key] = listener
         return listener
 
     async def _close(self, listener: _Listener) -> None:
         site, listener.site = listener.site, None
+        sock, listener.sock = listener.sock, None
         if site is not None:
+            if sock is not None:
+                # Stop accepting first and let connections accepted already attach to the
+                # server: closing the server under a pending accept makes asyncio (3.11)
+                # leak that connection's socket ("Error on transport creation").
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+                for _ in range(2):
+                    await asyncio.sleep(0)
             await site.stop()
         for transport in list(listener.transports):
             transport.abort()
