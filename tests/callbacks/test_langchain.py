@@ -156,3 +156,15 @@ def test_provider_name_hints() -> None:
     assert provider_name("fireworks") == "fireworks"
     assert provider_name("", None) is None
     assert provider_name("some.module.Thing") is None
+
+
+def test_handlers_refuse_a_missing_tracker_up_front() -> None:
+    from aipowertools.callbacks.langchain import AsyncCostCallbackHandler
+    from aipowertools.callbacks.llama_index import instrument
+    from aipowertools.core.errors import ConfigurationError
+
+    for handler in (CostCallbackHandler, AsyncCostCallbackHandler):
+        with pytest.raises(ConfigurationError, match="needs a CostTracker"):
+            handler(None)
+    with pytest.raises(ConfigurationError, match=r"instrument\(tracker=...\) needs a CostTracker"):
+        instrument(tracker="memory://")

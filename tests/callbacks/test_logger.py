@@ -391,3 +391,24 @@ def test_idle_writer_thread_ends_and_restarts() -> None:
     assert pump.flush(2)
     assert [e["event"] for e in got] == ["a", "b"]
     pump.close()
+
+
+def test_wrong_arguments_are_typed_errors_saying_what_to_pass() -> None:
+    with pytest.raises(ConfigurationError, match="logger name is a non-empty string"):
+        StructuredLogger(5, store="memory://")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="max_buffer must be a whole number >= 1"):
+        StructuredLogger("x", store="memory://", max_buffer=0)
+    with pytest.raises(ConfigurationError, match="max_buffer must be a whole number"):
+        StructuredLogger("x", store="memory://", max_buffer="10")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="max_content_chars must be"):
+        StructuredLogger("x", store="memory://", max_content_chars=-1)
+    log = StructuredLogger("x", store="memory://")
+    with pytest.raises(ConfigurationError, match="tags must be a mapping"):
+        log.metric("m", value=1.0, tags=["model"])  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="filters must be a mapping"):
+        log.query(filters=["model"])  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="limit must be a whole number >= 0"):
+        log.query(limit=-1)
+    log.info("kept", n=1)
+    assert [e["n"] for e in log.query(event_type="kept", limit=1)] == [1]
+    log.close()

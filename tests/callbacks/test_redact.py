@@ -7,6 +7,7 @@ import re
 import pytest
 
 from aipowertools.callbacks import ConsoleSink, Redactor, StructuredLogger
+from aipowertools.core.errors import ConfigurationError
 
 OPENAI_KEY = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx1234"
 ANTHROPIC_KEY = "sk-ant-api03-ZyXwVuTsRqPoNmLkJiHg"
@@ -79,6 +80,6 @@ def test_redactor_rules() -> None:
         Redactor(defaults=False).redact_text("sk-abcdefghijklmnopqrstu")
         == "sk-abcdefghijklmnopqrstu"
     )
-    with pytest.raises(re.error):
+    with pytest.raises(ConfigurationError, match=r"redaction pattern '\(' is not a valid"):
         Redactor(["("])
     assert Redactor(["(?i)acme"]).redact_text("ACME corp") == "[REDACTED] corp"

@@ -251,6 +251,19 @@ class Tokens:
         )
 
 
+def check_tracker(tracker: Any, who: str, *, optional: bool = False) -> None:
+    """Refuse, at construction, a tracker that cannot record (rather than fail on every call)."""
+    if tracker is None and optional:
+        return
+    if not callable(getattr(tracker, "record", None)):
+        from aipowertools.core.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"{who} needs a CostTracker to record into, got {type(tracker).__name__}; "
+            "e.g. tracker = CostTracker() (from aipowertools.core)"
+        )
+
+
 def has_hard_limits(tracker: Any) -> bool:
     """Whether a tracker enforces any hard budget (so calls must reserve first)."""
     budgets = getattr(tracker, "budgets", None)

@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -112,6 +112,11 @@ class _Message:
         return f"{self.record['event']} {fields}".rstrip()
 
 
+def _check_count(what: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+
+
 class StructuredLogger:
     """Structured events with context, sinks, audit chain and queries.
 
@@ -160,8 +165,12 @@ class StructuredLogger:
         audit_key: bytes | None = None,
         max_buffer: int = 10_000,
     ) -> None:
-        if max_content_chars < 0:
-            raise ConfigurationError("max_content_chars must be >= 0")
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                f"a logger name is a non-empty string such as __name__, got {name!r}"
+            )
+        _check_count("max_content_chars", max_content_chars, 0)
+        _check_count("max_buffer", max_buffer, 1)
         self.name = name
         self.level = _level(level)
         self.log_content = log_content
@@ -261,6 +270,11 @@ class StructuredLogger:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigurationError(f"metric {name!r}: value must be a number, not {value!r}")
         fields["value"] = value
+        if tags is not None and not isinstance(tags, Mapping):
+            raise ConfigurationError(
+                f"metric {name!r}: tags must be a mapping such as {{'model': 'gpt-4o'}}, "
+                f"got {type(tags).__name__}"
+            )
         fields["tags"] = dict(tags or {})
         if unit is not None:
             fields["unit"] = unit
@@ -385,6 +399,13 @@ class StructuredLogger:
         Returns:
             The events as dictionaries.
         """
+        if filters is not None and not isinstance(filters, Mapping):
+            raise ConfigurationError(
+                f"filters must be a mapping of field to value such as {{'model': 'gpt-4o'}}, "
+                f"got {type(filters).__name__}"
+            )
+        if limit is not None:
+            _check_count("limit", limit, 0)
         store = self._store()
         assert self._store_pump is not None
         self._store_pump.flush()

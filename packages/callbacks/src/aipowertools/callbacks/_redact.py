@@ -13,6 +13,8 @@ import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from aipowertools.core.errors import ConfigurationError
+
 REDACTED = "[REDACTED]"
 
 _DEFAULT_PATTERNS: tuple[str, ...] = (
@@ -99,7 +101,13 @@ class Redactor:
         for pattern in patterns:
             custom.append(pattern.pattern if isinstance(pattern, re.Pattern) else pattern)
         for source in custom:
-            re.compile(source)  # fail early, with the offending pattern in the traceback
+            try:
+                re.compile(source)
+            except re.error as exc:
+                raise ConfigurationError(
+                    f"redaction pattern {source!r} is not a valid regular expression ({exc}); "
+                    "escape literal text with re.escape()"
+                ) from None
         self._defaults = defaults
         self._builtin = _BUILTIN if defaults else None
         self._custom = re.compile("|".join(_scoped(s) for s in custom)) if custom else None

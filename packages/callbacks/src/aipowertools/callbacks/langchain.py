@@ -24,6 +24,7 @@ from aipowertools.callbacks._genai import (
     Runs,
     RunState,
     Tokens,
+    check_tracker,
     end_span,
     estimate_usage,
     get_tracer,
@@ -189,6 +190,7 @@ class _CostLogic:
         tags: Sequence[str],
         monitor: Any,
     ) -> None:
+        check_tracker(tracker, type(self).__name__)
         self.tracker = tracker
         self.user = user
         self.session = session

@@ -35,6 +35,7 @@ from aipowertools.callbacks._genai import (
     Runs,
     RunState,
     Tokens,
+    check_tracker,
     end_span,
     estimate_usage,
     get_tracer,
@@ -154,6 +155,7 @@ class _Core:
         tags: tuple[str, ...],
         monitor: Any = None,
     ) -> None:
+        check_tracker(tracker, "instrument(tracker=...)", optional=True)
         self.tracker = tracker
         self.monitor = monitor
         self.logger = logger
