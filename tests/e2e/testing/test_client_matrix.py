@@ -241,3 +241,26 @@ def test_success(client: str, mode: str, stream: bool, litellm: ModuleType) -> N
     else:
         assert result.text == REPLY
     assert (result.prompt_tokens, result.completion_tokens) == expected_usage(litellm, mode)
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling", "json_mode"])
+def test_langchain_structured_output(method: str) -> None:
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
+
+    class Capital(BaseModel):
+        city: str
+        population_millions: float
+
+    with Simulator(models=[SimModel(MODEL, reply="Paris")]) as sim:
+        chat = ChatOpenAI(
+            model=MODEL,
+            base_url=sim.base_url("openai"),
+            api_key="sk-sim",  # type: ignore[arg-type]
+            max_retries=0,
+        )
+        if method == "json_mode":
+            sim.add_model(SimModel(MODEL, reply='{"city": "Paris", "population_millions": 2.1}'))
+        out = chat.with_structured_output(Capital, method=method).invoke(MESSAGES)  # type: ignore[arg-type]
+    assert isinstance(out, Capital)
+    assert out.city == "Paris"
