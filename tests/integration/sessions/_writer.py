@@ -1,8 +1,9 @@
 """A writer process for the concurrency and crash tests (run as a script, not collected).
 
 Usage: python _writer.py NAMESPACE SESSION_ID WRITER_ID STORE_URL=COUNT [STORE_URL=COUNT ...]
-Appends COUNT items {"w": WRITER_ID, "i": i} to each store, interleaving the stores, and prints
-"ack i" after item i was acknowledged by every store.
+Prints "ready" once started, waits for a line on stdin (or its end: run it with stdin from
+/dev/null to go at once), then appends COUNT items {"w": WRITER_ID, "i": i} to each store,
+interleaving the stores, and prints "ack i" after item i was acknowledged by every store.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def main() -> None:
         url, _, count = arg.rpartition("=")
         targets.append((Session(sid, store=url, namespace=ns), int(count)))
     print("ready", flush=True)
+    sys.stdin.readline()  # "go": all writers append at the same time
     for i in range(max(count for _, count in targets)):
         for session, count in targets:
             if i < count:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,16 @@ import pytest
 from aipowertools.sessions import MemoryBackend, SessionBackend
 
 BACKENDS = ["memory", "diskcache", "redis", "postgresql", "s3"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_bytecode_cache() -> Iterator[None]:
+    """Worker subprocesses write and reuse one bytecode cache (the environment turns bytecode
+    writing off): only the first one compiles pydantic, redis, boto3, ... on a fresh machine."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+        mp.setenv("PYTHONPYCACHEPREFIX", str(Path(tempfile.gettempdir()) / "aipowertools-pyc"))
+        yield
 
 
 # moto's ThreadedMotoServer, run in its own process: in this one it would share the GIL with

@@ -35,15 +35,27 @@ def test_eight_processes_lose_nothing(make_url: Callable[[str], str]) -> None:
     counts = {kind: s3_count if kind == "s3" else 200 for kind in PROCESS_BACKENDS}
     urls = {kind: make_url(kind) for kind in PROCESS_BACKENDS}
     targets = [f"{urls[kind]}={counts[kind]}" for kind in PROCESS_BACKENDS]
-    procs = [
-        subprocess.Popen(
+
+    def start(w: int) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
             [sys.executable, WRITER, ns, sid, str(w), *targets],
-            stdout=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=_env(),
         )
-        for w in range(writers)
-    ]
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n", proc.communicate()[1].decode()[-2000:]
+        return proc
+
+    # the first writer alone fills the (shared) bytecode cache the seven others then use;
+    # all eight append at the same time, once all are up
+    procs = [start(0)]
+    procs += [start(w) for w in range(1, writers)]
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
     for p in procs:
         _, err = p.communicate(timeout=55)
         assert p.returncode == 0, err.decode()[-2000:]
@@ -82,6 +94,7 @@ def test_kill_minus_nine_keeps_every_acknowledged_append(
     ns, sid = f"n{uuid.uuid4().hex[:8]}", "crashy"
     with subprocess.Popen(
         [sys.executable, WRITER, ns, sid, "0", f"{url}=100000"],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=_env(),
