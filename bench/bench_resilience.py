@@ -68,7 +68,11 @@ async def _worker(args: argparse.Namespace) -> dict[str, float]:
         )
     ok = limited = errors = 0
     tokens_used = 0
-    await asyncio.sleep(max(0.0, args.start_at - time.time()))  # all workers start together
+    start_at = args.start_at
+    if start_at <= 0:  # start-up done: tell the parent, which sends one start time to all
+        print("ready", flush=True)
+        start_at = float(sys.stdin.readline())
+    await asyncio.sleep(max(0.0, start_at - time.time()))  # all workers start together
     deadline = time.monotonic() + args.duration
     async with httpx.AsyncClient(base_url=args.base_url, timeout=30) as client:
 
@@ -193,12 +197,15 @@ def run_load(
     window: float,
     concurrency: int = 8,
     margin: float = 0.0,
-    startup: float = 15.0,
 ) -> dict[str, float]:
-    """Run ``processes`` workers for ``duration`` seconds; sum their counts."""
+    """Run ``processes`` workers for ``duration`` seconds; sum their counts.
+
+    Every worker reports "ready" once started; then all get the same start time, so a slow
+    (loaded, traced) interpreter start-up neither shortens the run nor staggers the workers.
+    """
     prefix = f"bench:{uuid.uuid4().hex}"
     _warm_up(base_url)
-    start_at = time.time() + startup  # interpreter start-up of every worker fits in this
+    warmed = time.time()  # the warm-up request counts in the provider's window until then
     cmd = [
         sys.executable,
         os.path.abspath(__file__),
@@ -225,13 +232,22 @@ def run_load(
         str(concurrency),
         "--margin",
         str(margin),
-        "--start-at",
-        str(start_at),
     ]
     procs = [
-        subprocess.Popen([*cmd, "--seed", str(i)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*cmd, "--seed", str(i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         for i in range(processes)
     ]
+    for proc in procs:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"a worker failed to start (exit code {proc.wait()})")
+    start_at = f"{max(time.time() + 0.5, warmed + window + 0.1)}\n"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(start_at)
+        proc.stdin.flush()
     totals = {"ok": 0.0, "429": 0.0, "errors": 0.0, "tokens": 0.0}
     for proc in procs:
         out, _ = proc.communicate(timeout=duration + 120)

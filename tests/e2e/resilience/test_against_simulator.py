@@ -99,7 +99,6 @@ def test_four_processes_on_one_redis_limiter_get_no_429(limited_simulator, redis
         tpm=20 * 400,
         window=2.0,
         concurrency=8,
-        startup=6.0,
     )
     assert totals["429"] == 0, totals
     assert totals["errors"] == 0, totals

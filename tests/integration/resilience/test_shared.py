@@ -14,10 +14,12 @@ WORKER = textwrap.dedent(
     """
     import asyncio, json, sys, time
     from aipowertools.resilience import Limit, RateLimiter
-    url, prefix, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    url, prefix = sys.argv[1], sys.argv[2]
     async def main():
         limiter = RateLimiter(limits=[Limit("requests", 20, 1.0)], store=url, prefix=prefix,
                               max_sleep=0.05)
+        print("ready", flush=True)
+        start_at = float(sys.stdin.readline())  # one start time for all, once all are up
         await asyncio.sleep(max(0.0, start_at - time.time()))
         end = time.monotonic() + 2.5
         stamps = []
@@ -38,15 +40,23 @@ def test_four_processes_share_one_budget(redis_url):
     import json
 
     prefix = f"t:{uuid.uuid4().hex}"
-    start_at = time.time() + 6.0
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, redis_url, prefix, str(start_at)],
+            [sys.executable, "-c", WORKER, redis_url, prefix],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(4)
     ]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+    start_at = f"{time.time() + 0.3}\n"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(start_at)
+        proc.stdin.flush()
     stamps: list[float] = []
     for proc in procs:
         out, _ = proc.communicate(timeout=40)
