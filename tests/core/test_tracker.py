@@ -622,3 +622,24 @@ async def test_async_failed_and_cancelled_calls(
     with pytest.raises(OSError, match="disk full"):
         async with tracker.track_call(model="m") as span:
             span.record(cost_usd=0.1, model="m")
+
+
+def test_track_call_prices_the_model_that_answered(tmp_path) -> None:
+    """A response from another model (failover) is priced at that model, not the tracked one."""
+    from aipowertools.core import CostTracker, Usage, cost
+
+    tracker = CostTracker(store="memory://")
+    usage = {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000}
+    answered = {"id": "r-mini", "model": "gpt-4o-mini", "usage": usage}
+    with tracker.track_call(task_name="t", model="gpt-4o") as span:
+        span.record(answered)
+    assert span.result is not None
+    assert span.result.model == "gpt-4o-mini"
+    expected = cost(Usage(input_tokens=1000, output_tokens=1000), "gpt-4o-mini")
+    assert span.result.cost_usd == pytest.approx(expected, abs=1e-12)
+
+    snapshot = {"id": "r-snap", "model": "gpt-4o-2024-08-06", "usage": usage}
+    with tracker.track_call(task_name="t", model="gpt-4o") as span:
+        span.record(snapshot)
+    assert span.result is not None
+    assert span.result.model == "gpt-4o", "a dated snapshot keeps the tracked name"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Sequence
 from types import TracebackType
@@ -17,6 +18,40 @@ if TYPE_CHECKING:
     from aipowertools.core._usage import Usage
 
 logger = logging.getLogger("aipowertools.core")
+
+# A dated snapshot of the same model ("gpt-4o-2024-08-06", "claude-3-5-haiku-20241022"):
+# priced under the name the caller asked for, so prices set for that name still apply.
+_SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest|preview)$")
+
+
+def _bare(model: str) -> str:
+    return _SNAPSHOT.sub("", model.rsplit("/", 1)[-1])
+
+
+def answered_model(requested: str | None, answered: str | None) -> str | None:
+    """The model a call is priced at: the one that answered when it is another model.
+
+    A failover or a provider-side substitution means the response names a different model
+    than the one tracked; pricing it at the requested model would be silently wrong. A
+    dated snapshot of the requested model keeps the requested name.
+    """
+    if answered is None or requested is None:
+        return requested or answered
+    if _bare(answered) == _bare(requested):
+        return requested
+    from aipowertools.core import default_catalog
+
+    try:
+        default_catalog().get(answered)
+    except KeyError:
+        logger.warning(
+            "the response names model %r, which the catalog does not know; pricing the call "
+            "at the tracked model %r",
+            answered,
+            requested,
+        )
+        return requested
+    return answered
 
 
 class CallSpan:
@@ -113,7 +148,10 @@ class CallSpan:
         }
         if self._pending is not None:
             pending = dict(self._pending)
-            pending["model"] = pending["model"] or self.model
+            if pending["model"] is None:
+                from aipowertools.core._tracker import _meta
+
+                pending["model"] = answered_model(self.model, _meta(pending["response"])[1])
             pending["request_id"] = pending["request_id"] or self.request_id
             return {**common, **pending}
         if exc is None:
