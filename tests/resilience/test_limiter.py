@@ -1,4 +1,5 @@
 import asyncio
+import itertools
 import time
 import tracemalloc
 
@@ -208,6 +209,35 @@ async def test_fairness_round_robin_between_users():
     await asyncio.gather(*tasks)
     assert order.index("b") <= 2
     assert order[:4].count("b") == 2
+
+
+async def test_a_flooding_user_does_not_starve_another_under_contention():
+    """User a keeps 100 requests queued at all times; user b asks one at a time. In arrival
+    order b would wait behind ~100 of a's each time; round-robin serves b in every window.
+    Counted in admissions, not seconds, so a loaded machine cannot make this flaky."""
+    limiter = RateLimiter(limits=[Limit("requests", 10, 0.05)], aging_seconds=0)
+    await asyncio.gather(*(limiter.acquire("k") for _ in range(10)))  # saturate
+    order: list[str] = []
+
+    async def flood() -> None:
+        while True:
+            await limiter.acquire("k", user="a")
+            order.append("a")
+
+    flooders = [asyncio.create_task(flood()) for _ in range(100)]
+    await asyncio.sleep(0)  # all of a's requests are queued before b's first one
+    for _ in range(5):
+        await limiter.acquire("k", user="b")
+        order.append("b")
+    for task in flooders:
+        task.cancel()
+    await asyncio.gather(*flooders, return_exceptions=True)
+    b_at = [i for i, who in enumerate(order) if who == "b"]
+    gaps = [b_at[0], *(later - earlier - 1 for earlier, later in itertools.pairwise(b_at))]
+    # b, asking one at a time, gets a slot in every window (10 per window): at most 9 of a's
+    # between two of b's (one window's worth, 20 with slack), where arrival order gives ~100
+    assert max(gaps) <= 20, gaps
+    assert order.count("a") >= 4  # and a keeps being served too
 
 
 async def test_stats_report_queue_wait_and_utilisation():
