@@ -162,3 +162,36 @@ async def test_async_twins(backend: SessionBackend, ns: str) -> None:
     assert await s.aget_versioned("k") == (None, 0)
     await s.aclear()
     assert await s.aget_all() == {}
+
+
+class _Recorder:
+    """A backend proxy recording every call the session makes, with the item counts."""
+
+    def __init__(self, inner: SessionBackend) -> None:
+        self._inner = inner
+        self.calls: list[tuple[str, int]] = []
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: object, **kwargs: object) -> object:
+            items = args[3] if name == "append" else ()
+            self.calls.append((name, len(items)))  # type: ignore[arg-type]
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_an_append_sends_only_the_new_item(backend: SessionBackend, ns: str) -> None:
+    """O(1) appends: with 500 items stored, appending one hands the backend exactly that item
+    and reads nothing back (no read-modify-write of the list)."""
+    recorder = _Recorder(backend)
+    s = Session("big", store=recorder, namespace=ns)  # type: ignore[arg-type]
+    s.extend("history", [{"i": i} for i in range(500)])
+    recorder.calls.clear()
+    s.append("history", {"i": 500})
+    s.append("history", {"i": 501})
+    assert recorder.calls == [("append", 1), ("append", 1)]
+    assert s.length("history") == 502
