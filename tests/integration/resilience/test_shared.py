@@ -63,9 +63,10 @@ def test_four_processes_share_one_budget(redis_url):
         assert proc.returncode == 0
         stamps += json.loads(out)
     stamps.sort()
-    # Never more than 20 admissions in any 1-second window, across all four processes
-    # (allow 50 ms for the time between admission and the wall-clock stamp).
-    worst = max(sum(1 for t in stamps[i:] if t < s + 0.95) for i, s in enumerate(stamps))
+    # Never more than 20 admissions in any 1-second window, across all four processes. The
+    # stamp is taken after admission, and a loaded CI machine can hold a process between the
+    # two: allow 200 ms of that (four processes with their own budgets would put ~60 in 0.8 s).
+    worst = max(sum(1 for t in stamps[i:] if t < s + 0.8) for i, s in enumerate(stamps))
     assert worst <= 20, worst
     # and the budget is used: 2.5 s at 20/s -> 60 admissions (3 windows), not 4x less.
     assert len(stamps) >= 55, len(stamps)
