@@ -188,3 +188,20 @@ async def test_shared_breaker_half_open_probe(redis_url):
     assert await b.acall(fine) == "ok"
     assert b.state is CircuitState.CLOSED
     assert b.snapshot().failures == 0
+
+
+def test_hosts_with_skewed_clocks_share_one_budget(redis_url, monkeypatch):
+    """A host whose clock is an hour behind must not get a budget of its own: the limiter's
+    clock is the Redis server's TIME, not the caller's."""
+    prefix = f"t:{uuid.uuid4().hex}"
+    real_time = time.time
+    behind = RateLimiter(requests_per_minute=5, store=redis_url, prefix=prefix)
+    monkeypatch.setattr(time, "time", lambda: real_time() - 3600.0)
+    assert all(behind.try_acquire("m") is not None for _ in range(5))
+    assert behind.try_acquire("m") is None
+    monkeypatch.setattr(time, "time", real_time)
+    on_time = RateLimiter(requests_per_minute=5, store=redis_url, prefix=prefix)
+    assert on_time.try_acquire("m") is None  # the hour-behind admissions still count
+    assert on_time.get_stats("m").keys["m"].usage["requests_per_60s"][0] == 5.0
+    behind.close()
+    on_time.close()
