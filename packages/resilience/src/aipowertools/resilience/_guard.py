@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -187,16 +187,72 @@ class Guard:
             self.rate_limiter.observe(self.limiter_key, exc=exc)
 
 
-def finish_stream(handle: Any, reservation: Reservation | None, last: Any) -> None:
-    """Report a stream that ended well: close the breaker call, settle the reservation."""
+Started = tuple[Any, Any, "Reservation | None", Any]
+"""A stream that yielded its first chunk: (first, iterator, reservation, breaker handle)."""
+
+
+def first_started(attempts: Iterable[Callable[[], Started]]) -> Started | None:
+    """Start the candidates in order until one yields a first chunk.
+
+    Returns ``None`` when a candidate's stream is empty; raises the first candidate's error
+    when none starts.
+    """
+    first_error: Exception | None = None
+    for attempt in attempts:
+        try:
+            return attempt()
+        except StopIteration:
+            return None
+        except Exception as exc:
+            first_error = first_error or exc
+    assert first_error is not None  # there is always a primary candidate
+    raise first_error
+
+
+async def afirst_started(attempts: Iterable[Callable[[], Awaitable[Started]]]) -> Started | None:
+    """Async form of :func:`first_started`."""
+    first_error: Exception | None = None
+    for attempt in attempts:
+        try:
+            return await attempt()
+        except StopAsyncIteration:
+            return None
+        except Exception as exc:
+            first_error = first_error or exc
+    assert first_error is not None  # there is always a primary candidate
+    raise first_error
+
+
+def relay(guard: Guard, started: Started) -> Iterator[Any]:
+    """Yield a started stream; report its end (or failure) to the breaker and the limiter."""
+    first, iterator, reservation, handle = started
+    last: Any = first
+    yield first
+    try:
+        for chunk in iterator:
+            last = chunk
+            yield chunk
+    except BaseException as exc:
+        guard.failed(exc, handle, reservation)
+        raise
     if handle is not None:
         handle.finish(None)
     if reservation is not None:
         reservation.settle(usage_tokens(last))
 
 
-async def afinish_stream(handle: Any, reservation: Reservation | None, last: Any) -> None:
-    """Async form of :func:`finish_stream`."""
+async def arelay(guard: Guard, started: Started) -> AsyncIterator[Any]:
+    """Async form of :func:`relay`."""
+    first, iterator, reservation, handle = started
+    last: Any = first
+    yield first
+    try:
+        async for chunk in iterator:
+            last = chunk
+            yield chunk
+    except BaseException as exc:
+        guard.failed(exc, handle, reservation)
+        raise
     if handle is not None:
         handle.finish(None)
     if reservation is not None:

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, cast
 
 from langchain_core.callbacks import (
@@ -29,7 +30,7 @@ from langchain_core.runnables.utils import Input, Output
 
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.resilience._breaker import CircuitBreaker
-from aipowertools.resilience._guard import Guard, afinish_stream, finish_stream
+from aipowertools.resilience._guard import Guard, afirst_started, arelay, first_started, relay
 from aipowertools.resilience._limiter import RateLimiter
 from aipowertools.resilience._limits import Priority
 from aipowertools.resilience._retry import RetryEvent, RetryPolicy
@@ -196,35 +197,19 @@ class ResilientRunnable(Runnable[Input, Output]):
     ) -> Iterator[Output]:
         value = _single(inputs)
         policy = self._policy(run_manager)
-        started: tuple[Output, Iterator[Output], Any, Any] | None = None
-        first_error: BaseException | None = None
-        for i, (runnable, guarded) in enumerate(self._candidates()):
-            child = patch_config(config, callbacks=run_manager.get_child(f"attempt:{i}"))
-            try:
-                started = policy.retrying()(self._start_stream, runnable, guarded, value, child)
-                break
-            except StopIteration:
-                return
-            except Exception as exc:
-                first_error = first_error or exc
-        if started is None:
-            assert first_error is not None
-            raise first_error
-        yield from self._finish_stream(*started)
-
-    def _finish_stream(
-        self, first: Any, iterator: Iterator[Any], reservation: Any, handle: Any
-    ) -> Iterator[Any]:
-        last: Any = first
-        yield first
-        try:
-            for chunk in iterator:
-                last = chunk
-                yield chunk
-        except BaseException as exc:
-            self.guard.failed(exc, handle, reservation)
-            raise
-        finish_stream(handle, reservation, last)
+        started = first_started(
+            partial(
+                policy.retrying(),
+                self._start_stream,
+                runnable,
+                guarded,
+                value,
+                patch_config(config, callbacks=run_manager.get_child(f"attempt:{i}")),
+            )
+            for i, (runnable, guarded) in enumerate(self._candidates())
+        )
+        if started is not None:
+            yield from relay(self.guard, started)
 
     def stream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -260,33 +245,20 @@ class ResilientRunnable(Runnable[Input, Output]):
         async for item in inputs:
             value = item
         policy = self._apolicy(run_manager)
-        started: tuple[Output, AsyncIterator[Output], Any, Any] | None = None
-        first_error: BaseException | None = None
-        for i, (runnable, guarded) in enumerate(self._candidates()):
-            child = patch_config(config, callbacks=run_manager.get_child(f"attempt:{i}"))
-            try:
-                started = await policy.aretrying()(
-                    self._astart_stream, runnable, guarded, cast("Input", value), child
-                )
-                break
-            except StopAsyncIteration:
-                return
-            except Exception as exc:
-                first_error = first_error or exc
-        if started is None:
-            assert first_error is not None
-            raise first_error
-        first, iterator, reservation, handle = started
-        last: Any = first
-        yield first
-        try:
-            async for chunk in iterator:
-                last = chunk
+        started = await afirst_started(
+            partial(
+                policy.aretrying(),
+                self._astart_stream,
+                runnable,
+                guarded,
+                cast("Input", value),
+                patch_config(config, callbacks=run_manager.get_child(f"attempt:{i}")),
+            )
+            for i, (runnable, guarded) in enumerate(self._candidates())
+        )
+        if started is not None:
+            async for chunk in arelay(self.guard, started):
                 yield chunk
-        except BaseException as exc:
-            self.guard.failed(exc, handle, reservation)
-            raise
-        await afinish_stream(handle, reservation, last)
 
     async def astream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import (
@@ -34,7 +35,7 @@ from llama_index.core.rate_limiter import BaseRateLimiter
 
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.resilience._breaker import CircuitBreaker
-from aipowertools.resilience._guard import Guard, afinish_stream, finish_stream
+from aipowertools.resilience._guard import Guard, afirst_started, arelay, first_started, relay
 from aipowertools.resilience._limiter import RateLimiter
 from aipowertools.resilience._limits import Priority
 from aipowertools.resilience._retry import RetryPolicy
@@ -208,30 +209,12 @@ class ResilientLLM(LLM):
                 raise
             return first, iterator, reservation, handle
 
-        started = None
-        first_error: BaseException | None = None
-        for llm, guarded in self._candidates():
-            try:
-                started = self._retry.retrying()(start, llm, guarded)
-                break
-            except StopIteration:
-                return
-            except Exception as exc:
-                first_error = first_error or exc
-        if started is None:
-            assert first_error is not None
-            raise first_error
-        first, iterator, reservation, handle = started
-        last: Any = first
-        yield first
-        try:
-            for chunk in iterator:
-                last = chunk
-                yield chunk
-        except BaseException as exc:
-            self._guard.failed(exc, handle, reservation)
-            raise
-        finish_stream(handle, reservation, last)
+        started = first_started(
+            partial(self._retry.retrying(), start, llm, guarded)
+            for llm, guarded in self._candidates()
+        )
+        if started is not None:
+            yield from relay(self._guard, started)
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream a chat; retries and fallbacks happen before the first chunk."""
@@ -259,30 +242,13 @@ class ResilientLLM(LLM):
                 raise
             return first, iterator, reservation, handle
 
-        started: tuple[Any, AsyncIterator[Any], Any, Any] | None = None
-        first_error: BaseException | None = None
-        for llm, guarded in self._candidates():
-            try:
-                started = await self._retry.aretrying()(start, llm, guarded)
-                break
-            except StopAsyncIteration:
-                return
-            except Exception as exc:
-                first_error = first_error or exc
-        if started is None:
-            assert first_error is not None
-            raise first_error
-        first, iterator, reservation, handle = started
-        last: Any = first
-        yield first
-        try:
-            async for chunk in iterator:
-                last = chunk
+        started = await afirst_started(
+            partial(self._retry.aretrying(), start, llm, guarded)
+            for llm, guarded in self._candidates()
+        )
+        if started is not None:
+            async for chunk in arelay(self._guard, started):
                 yield chunk
-        except BaseException as exc:
-            self._guard.failed(exc, handle, reservation)
-            raise
-        await afinish_stream(handle, reservation, last)
 
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
