@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
-import inspect
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from aipowertools.core.errors import CircuitOpenError, ConfigurationError, ErrorKind, classify
 from aipowertools.resilience._breaker_store import (
@@ -22,6 +20,7 @@ from aipowertools.resilience._breaker_store import (
     RedisBreakerStore,
     Snapshot,
 )
+from aipowertools.resilience._retry import decorate
 
 logger = logging.getLogger("aipowertools.resilience.breaker")
 
@@ -287,19 +286,7 @@ class CircuitBreaker:
 
     def __call__(self, fn: F) -> F:
         """Decorate a sync or async function."""
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return cast("F", async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return cast("F", wrapper)
+        return decorate(fn, self.call, self.acall)
 
 
 def circuit_breaker(

@@ -18,6 +18,25 @@ from aipowertools.core.errors import ConfigurationError, ErrorKind, classify, re
 logger = logging.getLogger("aipowertools.resilience.retry")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def decorate(fn: F, call: Callable[..., Any], acall: Callable[..., Awaitable[Any]]) -> F:
+    """Wrap a sync or async ``fn`` so every call goes through ``call(fn, ...)`` (or ``acall``)."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await acall(fn, *args, **kwargs)
+
+        return cast("F", async_wrapper)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return call(fn, *args, **kwargs)
+
+    return cast("F", wrapper)
+
+
 StrategyName = Literal["exponential_backoff", "exponential", "fibonacci", "constant", "linear"]
 JitterName = Literal["full", "equal", "decorrelated", "none"]
 RetryOn = (
@@ -312,19 +331,7 @@ class RetryPolicy:
 
     def __call__(self, fn: F) -> F:
         """Decorate a sync or async function."""
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return cast("F", async_wrapper)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return cast("F", wrapper)
+        return decorate(fn, self.call, self.acall)
 
 
 @overload
