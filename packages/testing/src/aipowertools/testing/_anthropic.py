@@ -143,11 +143,9 @@ class AnthropicCodec(Codec):
 
     @staticmethod
     def _stop_reason(ex: Exchange) -> str:
-        if ex.reply.tool_calls:
-            return "tool_use"
-        if ex.request.max_tokens is not None and ex.completion_tokens > ex.request.max_tokens:
+        if ex.truncated:
             return "max_tokens"
-        return "end_turn"
+        return "tool_use" if ex.reply.tool_calls else "end_turn"
 
     def _content(self, ex: Exchange) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []

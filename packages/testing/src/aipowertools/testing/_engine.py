@@ -15,7 +15,7 @@ from aiohttp import web
 from aipowertools.testing._compat import ConfigurationError
 from aipowertools.testing._config import Fault, FaultKind, SimModel
 from aipowertools.testing._faults import FaultPlan, RateWindow
-from aipowertools.testing._replies import resolve_reply
+from aipowertools.testing._replies import cap_reply, resolve_reply
 from aipowertools.testing._request import count_prompt_tokens, count_text_tokens
 from aipowertools.testing._stats import RequestRecord, StatsBook
 from aipowertools.testing._wire import Codec, ErrorCategory, Exchange, dumps
@@ -227,9 +227,15 @@ class Engine:
         output = count_text_tokens(tokenizer, reply.text) + sum(
             count_text_tokens(tokenizer, c.name + c.arguments) for c in reply.tool_calls
         )
+        cap = sim_request.max_tokens
+        truncated = cap is not None and output + reply.reasoning_tokens > cap
+        if truncated:
+            # Generation stops at max_tokens: cut the reply there, usage never exceeds it.
+            reply, output = cap_reply(tokenizer, reply, cap or 0)
         exchange = Exchange(
             sim_request, model, self._serial, int(time.time()), prompt_tokens, reply, output, fault
         )
+        exchange.truncated = truncated
         window.add(now, prompt_tokens + exchange.completion_tokens)
         exchange.headers = window.headers(now, "x-ratelimit-")
         record.completion_tokens = exchange.completion_tokens

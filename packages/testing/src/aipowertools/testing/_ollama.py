@@ -125,9 +125,8 @@ class OllamaCodec(Codec):
     def _final(ex: Exchange) -> dict[str, Any]:
         ttft_ns = int(ex.model.ttft_ms * 1e6)
         eval_ns = int(ex.model.per_token_ms * ex.completion_tokens * 1e6)
-        length = ex.request.max_tokens is not None and ex.completion_tokens > ex.request.max_tokens
         return {
-            "done_reason": "length" if length else "stop",
+            "done_reason": "length" if ex.truncated else "stop",
             "done": True,
             "total_duration": ttft_ns + eval_ns,
             "load_duration": 0,

@@ -41,12 +41,9 @@ def _usage(ex: Exchange) -> dict[str, Any]:
 
 
 def _finish_reason(ex: Exchange) -> str:
-    if ex.reply.tool_calls:
-        return "tool_calls"
-    max_tokens = ex.request.max_tokens
-    if max_tokens is not None and ex.completion_tokens > max_tokens:
+    if ex.truncated:
         return "length"
-    return "stop"
+    return "tool_calls" if ex.reply.tool_calls else "stop"
 
 
 class OpenAICodec(Codec):

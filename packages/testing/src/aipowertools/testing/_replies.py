@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aipowertools.testing._compat import ConfigurationError
 from aipowertools.testing._config import ECHO, Reply, SimModel, ToolCall, arguments_json
-from aipowertools.testing._request import SimRequest
+from aipowertools.testing._request import SimRequest, count_text_tokens, truncate_text
 
-__all__ = ["ResolvedReply", "ResolvedToolCall", "chunk_text", "example_for_schema", "resolve_reply"]
+__all__ = [
+    "ResolvedReply",
+    "ResolvedToolCall",
+    "cap_reply",
+    "chunk_text",
+    "example_for_schema",
+    "resolve_reply",
+]
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,34 @@ def resolve_reply(
     return ResolvedReply(
         text=text, tool_calls=tuple(calls), reasoning_tokens=reasoning, cached_tokens=cached
     )
+
+
+def cap_reply(tokenizer: str, reply: ResolvedReply, cap: int) -> tuple[ResolvedReply, int]:
+    """What a provider returns when generation stops at ``cap`` (``max_tokens``) tokens.
+
+    Call it only when the reply's completion tokens exceed ``cap``. Reasoning tokens are
+    generated first and spend the cap first; then the text is cut to the longest prefix
+    that fits what is left. Tool calls come after the text: those that fit whole are
+    kept, and the first one that does not fit is dropped with all that follow (a provider
+    would return it cut off mid-JSON, which no client can use), but its tokens were
+    generated, so the output is then reported as the whole remaining cap.
+
+    Returns:
+        The capped reply and its output tokens (without reasoning tokens).
+    """
+    reasoning = min(reply.reasoning_tokens, max(0, cap))
+    budget = max(0, cap - reasoning)
+    text, used = truncate_text(tokenizer, reply.text, budget)
+    calls: list[ResolvedToolCall] = []
+    for call in reply.tool_calls:
+        size = count_text_tokens(tokenizer, call.name + call.arguments)
+        if used + size > budget:
+            used = budget
+            break
+        calls.append(call)
+        used += size
+    capped = replace(reply, text=text, tool_calls=tuple(calls), reasoning_tokens=reasoning)
+    return capped, used
 
 
 def _json_text(text: str, response_format: Mapping[str, Any]) -> str:

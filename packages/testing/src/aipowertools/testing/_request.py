@@ -7,11 +7,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aipowertools.testing._compat import litellm
 
-__all__ = ["SimRequest", "count_prompt_tokens", "count_text_tokens"]
+__all__ = ["SimRequest", "count_prompt_tokens", "count_text_tokens", "truncate_text"]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 @dataclass
@@ -74,30 +77,31 @@ def content_text(content: Any) -> str:
     return str(content)
 
 
-class _LRU:
+class _LRU(Generic[_K, _V]):
     """A small thread-safe LRU cache of token counts (identical requests recur in benchmarks)."""
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._data: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._data: OrderedDict[_K, _V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> int | None:
+    def get(self, key: _K) -> _V | None:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: tuple[str, str], value: int) -> None:
+    def put(self, key: _K, value: _V) -> None:
         with self._lock:
             self._data[key] = value
             if len(self._data) > self._size:
                 self._data.popitem(last=False)
 
 
-_prompt_cache = _LRU()
-_text_cache = _LRU()
+_prompt_cache: _LRU[tuple[str, str], int] = _LRU()
+_text_cache: _LRU[tuple[str, str], int] = _LRU()
+_cut_cache: _LRU[tuple[str, str, int], tuple[int, int]] = _LRU(512)
 
 
 def count_prompt_tokens(
@@ -128,6 +132,47 @@ def count_text_tokens(model: str, text: str) -> int:
     cached = _text_cache.get(key)
     if cached is not None:
         return cached
-    value = int(litellm().token_counter(model=model, text=text, count_response_tokens=True))
+    value = _count(model, text)
     _text_cache.put(key, value)
     return value
+
+
+def _count(model: str, text: str) -> int:
+    return int(litellm().token_counter(model=model, text=text, count_response_tokens=True))
+
+
+def truncate_text(model: str, text: str, budget: int) -> tuple[str, int]:
+    """The longest prefix of ``text`` that ``count_text_tokens`` counts as ``<= budget`` tokens.
+
+    Returns the prefix and its token count. This is what a provider sends when generation
+    stops at ``max_tokens``: the reply cut at a token boundary. The cut is found by a binary
+    search over character positions with the same counter the usage numbers come from, so
+    it works for any tokenizer litellm picks and the reported count is exactly the count of
+    the returned text (``count(text[:lo]) <= budget < count(text[:hi])`` is kept throughout).
+    Only called when a reply is over its cap; results are cached.
+    """
+    total = count_text_tokens(model, text)
+    if total <= budget:
+        return text, total
+    if budget <= 0:
+        return "", 0
+    key = (model, text, budget)
+    cached = _cut_cache.get(key)
+    if cached is None:
+        lo, hi = 0, len(text)
+        # A first guess from the average characters per token saves most probes.
+        guess = min(len(text) - 1, int(len(text) * budget / total * 1.25) + 8)
+        if _count(model, text[:guess]) <= budget:
+            lo = guess
+        else:
+            hi = guess
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if _count(model, text[:mid]) <= budget:
+                lo = mid
+            else:
+                hi = mid
+        cached = (lo, _count(model, text[:lo]))
+        _cut_cache.put(key, cached)
+    end, used = cached
+    return text[:end], used

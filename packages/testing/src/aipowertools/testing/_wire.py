@@ -32,6 +32,8 @@ class Exchange:
     output_tokens: int
     fault: Fault | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    truncated: bool = False
+    """Generation stopped at the request's ``max_tokens`` (the reply was cut there)."""
 
     @property
     def completion_tokens(self) -> int:
