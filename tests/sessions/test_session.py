@@ -179,6 +179,9 @@ def test_items_paging_and_iteration(store: MemoryBackend) -> None:
     assert s.items("h", -100) == list(range(10))
     assert list(s.iter_items("h", page_size=3)) == list(range(10))
     assert list(s.iter_items("h", page_size=5)) == list(range(10))
+    for bad in (0, -1, 2.5, True):  # a zero page used to loop forever
+        with pytest.raises(ConfigurationError, match="page_size must be a positive int"):
+            s.iter_items("h", page_size=bad)  # type: ignore[arg-type]
 
 
 def test_ttl_touch_refreshes(store: MemoryBackend) -> None:

@@ -307,7 +307,19 @@ class Session:
         return [self._decode(key, d) for d in self.backend.read(ns, sid, key, start, end)]
 
     def iter_items(self, key: str, *, page_size: int = 1000) -> Iterator[Any]:
-        """Every item of the list ``key``, oldest first, read ``page_size`` at a time."""
+        """Every item of the list ``key``, oldest first, read ``page_size`` at a time.
+
+        Raises:
+            ConfigurationError: ``page_size`` is not a positive int (checked at the call).
+        """
+        self._key(key)
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ConfigurationError(
+                f"page_size must be a positive int (items per read), not {page_size!r}"
+            )
+        return self._pages(key, page_size)
+
+    def _pages(self, key: str, page_size: int) -> Iterator[Any]:
         start = 0
         while True:
             page = self.items(key, start, start + page_size)
