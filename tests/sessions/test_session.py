@@ -88,7 +88,14 @@ def test_non_string_id_rejected(store: MemoryBackend) -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"ttl": 0}, {"max_items": 0}, {"trim": "newest"}],
+    [
+        {"ttl": 0},
+        {"ttl": "5"},
+        {"max_items": 0},
+        {"max_items": "5"},
+        {"max_value_bytes": 0},
+        {"trim": "newest"},
+    ],
 )
 def test_bad_options(options: dict[str, object], store: MemoryBackend) -> None:
     with pytest.raises(ConfigurationError):
@@ -179,8 +186,12 @@ def test_items_paging_and_iteration(store: MemoryBackend) -> None:
     assert s.items("h", -100) == list(range(10))
     assert list(s.iter_items("h", page_size=3)) == list(range(10))
     assert list(s.iter_items("h", page_size=5)) == list(range(10))
+    with pytest.raises(ConfigurationError, match="start must be an int"):
+        s.items("h", "2")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="stop must be an int"):
+        s.items("h", 0, 2.0)  # type: ignore[arg-type]
     for bad in (0, -1, 2.5, True):  # a zero page used to loop forever
-        with pytest.raises(ConfigurationError, match="page_size must be a positive int"):
+        with pytest.raises(ConfigurationError, match="page_size must be"):
             s.iter_items("h", page_size=bad)  # type: ignore[arg-type]
 
 

@@ -29,6 +29,14 @@ _MISSING: Any = object()
 Trim = Literal["oldest", "error"]
 
 
+def _check_int(name: str, value: object, minimum: int | None = None) -> None:
+    """Raise a ConfigurationError unless ``value`` is an int (and at least ``minimum``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{name} must be an int, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, not {value!r}")
+
+
 class Session:
     """Named values and append-only lists for one conversation, user or job.
 
@@ -80,10 +88,14 @@ class Session:
         self.backend: SessionBackend = (
             store if isinstance(store, SessionBackend) else open_store(store)
         )
-        if ttl is not None and ttl <= 0:
+        if ttl is not None and (
+            isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
+        ):
             raise ConfigurationError(f"ttl must be positive seconds or None, not {ttl!r}")
-        if max_items is not None and max_items < 1:
-            raise ConfigurationError(f"max_items must be at least 1, not {max_items!r}")
+        if max_items is not None:
+            _check_int("max_items", max_items, 1)
+        if max_value_bytes is not None:
+            _check_int("max_value_bytes", max_value_bytes, 1)
         if trim not in ("oldest", "error"):
             raise ConfigurationError(f"trim must be 'oldest' or 'error', not {trim!r}")
         self.auto_save = auto_save
@@ -298,6 +310,9 @@ class Session:
         20 newest items.
         """
         self._key(key)
+        _check_int("start", start)
+        if stop is not None:
+            _check_int("stop", stop)
         ns, sid = self.namespace, self.session_id
         if start < 0 or (stop is not None and stop < 0):
             n = self.backend.length(ns, sid, key)
@@ -313,10 +328,7 @@ class Session:
             ConfigurationError: ``page_size`` is not a positive int (checked at the call).
         """
         self._key(key)
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise ConfigurationError(
-                f"page_size must be a positive int (items per read), not {page_size!r}"
-            )
+        _check_int("page_size", page_size, 1)
         return self._pages(key, page_size)
 
     def _pages(self, key: str, page_size: int) -> Iterator[Any]:
@@ -617,6 +629,9 @@ class Session:
         if native is None:
             return await asyncio.to_thread(self.items, key, start, stop)
         self._key(key)
+        _check_int("start", start)
+        if stop is not None:
+            _check_int("stop", stop)
         ns, sid = self.namespace, self.session_id
         if start < 0 or (stop is not None and stop < 0):
             n = await native.alength(ns, sid, key)
