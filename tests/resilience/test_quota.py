@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 
 from aipowertools.core.errors import ConfigurationError, RateLimitExceededError
-from aipowertools.resilience import QuotaManager, RateLimiter, rate_limit
+from aipowertools.resilience import Limit, QuotaManager, RateLimiter, rate_limit
 
 MID_MONTH = datetime(2026, 4, 11, tzinfo=timezone.utc).timestamp()  # 10 days into 30
 
@@ -19,14 +19,14 @@ class Clock:
 
 
 async def test_check_and_wait_queues_and_reports_stats():
-    quota = QuotaManager(requests_per_second=2)
+    quota = QuotaManager(limits=[Limit("requests", 2, 0.5)])  # 2 per half second
     await quota.check_and_wait(tokens=10)
     await quota.check_and_wait(tokens=10)
     waiting = [asyncio.create_task(quota.check_and_wait(tokens=10)) for _ in range(3)]
     await asyncio.sleep(0.05)
     stats = quota.get_stats()
     assert stats.queued_tasks == 3
-    assert stats.estimated_wait_seconds > 0.5
+    assert stats.estimated_wait_seconds > 0.25
     await asyncio.gather(*waiting)
     stats = quota.get_stats()
     assert stats.queued_tasks == 0
