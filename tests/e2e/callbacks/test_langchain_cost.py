@@ -28,6 +28,7 @@ def _ledger(tracker: CostTracker) -> tuple[int, int, int]:
 
 
 def _sim(sim) -> tuple[int, int, int]:
+    assert sim.wait_idle()  # a streamed answer can end before the simulator has counted it
     st = sim.stats()
     return st.served, st.prompt_tokens, st.completion_tokens
 

@@ -45,6 +45,7 @@ def test_chain_spans_are_parented_and_carry_genai_attributes(model, llm_simulato
     assert seq.parent.span_id == outer.get_span_context().span_id
     assert span.context.trace_id == outer.get_span_context().trace_id
     attrs = span.attributes
+    assert llm_simulator.wait_idle()
     stats = llm_simulator.stats()
     assert attrs["gen_ai.operation.name"] == "chat"
     assert attrs["gen_ai.provider.name"] == "openai"

@@ -53,6 +53,7 @@ def _ledger(tracker):
 
 
 def _sim(sim):
+    assert sim.wait_idle()  # a streamed answer can end before the simulator has counted it
     st = sim.stats()
     return st.served, st.prompt_tokens, st.completion_tokens
 

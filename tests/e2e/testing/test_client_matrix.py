@@ -235,6 +235,8 @@ def test_success(client: str, mode: str, stream: bool, litellm: ModuleType) -> N
     reply = TOOL_CALL if mode == "tool" else REPLY
     with Simulator(models=[SimModel(MODEL, reply=reply)], strict_models=True) as sim:
         result = CLIENTS[client](sim, mode, stream)
+        # A streaming client can read the last event before the server's handler returns.
+        assert sim.wait_idle()
         assert sim.stats().served == 1
     if mode == "tool":
         assert result.tool_calls == [("get_weather", {"city": "Paris"})]

@@ -162,6 +162,7 @@ def test_stream_cut_mid_stream(client: str) -> None:
         with pytest.raises(STREAM_FAULTS[client]) as info:
             matrix.CLIENTS[client](sim, "text", True)
         assert "peer closed connection" in str(info.value) or client.startswith("litellm")
+        assert sim.wait_idle()
         assert sim.stats().faults == {"stream_cut": 1}
 
 
