@@ -1,10 +1,14 @@
 """Sessions: append latency per backend, flatness with length, loss under 8 writers, vs peers.
 
 Run: ``python bench/bench_sessions.py`` (Redis and PostgreSQL on 127.0.0.1, moto's S3 server
-started in-process). Peers are measured in the same run when installed (``uv sync --group
-bench``): LlamaIndex ``RedisChatStore``, langchain-postgres ``PostgresChatMessageHistory``,
-langchain-community ``FileChatMessageHistory``, langchain-redis ``RedisChatMessageHistory``
-(needs the RediSearch module) and a bare ``diskcache.Deque`` as the embedded floor.
+started in-process); ``--only redis,diskcache`` (or ``AIPOWERTOOLS_BENCH_SESSIONS_ONLY``) runs
+only those phases of ``losses, diskcache, redis, postgresql, s3`` and writes
+``results/sessions-<phases>.json`` instead of ``results/sessions.json``. Messages are built
+before the clock starts: every figure times the append alone, ours and the peers' alike.
+Peers are measured in the same run when installed (``uv sync --group bench``): LlamaIndex
+``RedisChatStore``, langchain-postgres ``PostgresChatMessageHistory``, langchain-community
+``FileChatMessageHistory``, langchain-redis ``RedisChatMessageHistory`` (needs the RediSearch
+module) and a bare ``diskcache.Deque`` as the embedded floor.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ PG_ADMIN_URL = os.environ.get(
 WRITERS, PER_WRITER = 8, 200
 S3_PER_WRITER = 200  # the full acceptance load; moto (~100 PUT/s here) makes it the slowest
 ROUNDS, PER_ROUND = 10, 50  # many short alternating rounds: noise hits both sides alike
+PHASES = ("losses", "diskcache", "redis", "postgresql", "s3")
 
 
 def _message(i: int) -> Any:
@@ -48,6 +53,11 @@ def _chat(i: int) -> Any:
     from llama_index.core.llms import ChatMessage
 
     return ChatMessage(role="user", content=f"message {i}: " + "lorem ipsum " * 8)
+
+
+def _built(make: Callable[[int], Any], n: int = ROUNDS * PER_ROUND) -> list[Any]:
+    """``n`` messages made up front, so the timed op is the append alone (for every side)."""
+    return [make(i) for i in range(n)]
 
 
 def _timed(op: Callable[[int], object], n: int, offset: int = 0) -> list[float]:
@@ -225,10 +235,11 @@ def _flatness(
     small.add_messages([_message(i) for i in range(10)])
     for start in range(0, 10_000, 1_000):
         big.add_messages([_message(i) for i in range(start, start + 1_000)])
+    msgs = _built(_message, ROUNDS * per_round)
     samples = _interleaved(
         {
-            "10": lambda i: small.add_message(_message(i)),
-            "10k": lambda i: big.add_message(_message(i)),
+            "10": lambda i: small.add_message(msgs[i]),
+            "10k": lambda i: big.add_message(msgs[i]),
         },
         ROUNDS,
         per_round,
@@ -258,17 +269,18 @@ def bench_diskcache(results: list[Result], tmp: Path) -> None:
     deque = diskcache.Deque(directory=str(tmp / "deque"))
     payload = {"role": "user", "content": "lorem ipsum " * 8}
     history = _ours(url)
+    msgs = _built(_message)
     ops: dict[str, Callable[[int], object]] = {
         "session": lambda i: session.append("h", payload),
         "deque": lambda i: deque.append(payload),
-        "history": lambda i: history.add_message(_message(i)),
+        "history": lambda i: history.add_message(msgs[i]),
     }
     file_path = tmp / "file_history.json"
     try:
         from langchain_community.chat_message_histories import FileChatMessageHistory
 
         file_history = FileChatMessageHistory(str(file_path))
-        ops["file"] = lambda i: file_history.add_message(_message(i))
+        ops["file"] = lambda i: file_history.add_message(msgs[i])
     except ImportError:
         pass
     s = _interleaved(ops)
@@ -323,7 +335,8 @@ def bench_diskcache(results: list[Result], tmp: Path) -> None:
 
 def bench_redis(results: list[Result]) -> None:
     ours = _ours(REDIS_URL)
-    ops: dict[str, Callable[[int], object]] = {"ours": lambda i: ours.add_message(_message(i))}
+    msgs = _built(_message)
+    ops: dict[str, Callable[[int], object]] = {"ours": lambda i: ours.add_message(msgs[i])}
     li_key = f"bench-li-{uuid.uuid4().hex}"
     li_store: Any = None
     try:
@@ -334,8 +347,9 @@ def bench_redis(results: list[Result]) -> None:
         li_store = RedisChatStore(redis_url=REDIS_URL)
         ours_li = SessionChatStore(REDIS_URL, namespace="bench")
         li_ours_key = f"b-{uuid.uuid4().hex[:12]}"
-        ops["llama"] = lambda i: li_store.add_message(li_key, _chat(i))
-        ops["ours-llama"] = lambda i: ours_li.add_message(li_ours_key, _chat(i))
+        chats = _built(_chat)
+        ops["llama"] = lambda i: li_store.add_message(li_key, chats[i])
+        ops["ours-llama"] = lambda i: ours_li.add_message(li_ours_key, chats[i])
     except ImportError:
         pass
     s = _interleaved(ops)
@@ -396,7 +410,8 @@ def bench_redis(results: list[Result]) -> None:
 
 def bench_postgres(results: list[Result], url: str) -> None:
     ours = _ours(url)
-    ops: dict[str, Callable[[int], object]] = {"ours": lambda i: ours.add_message(_message(i))}
+    msgs = _built(_message)
+    ops: dict[str, Callable[[int], object]] = {"ours": lambda i: ours.add_message(msgs[i])}
     try:
         import psycopg
         from langchain_postgres import PostgresChatMessageHistory
@@ -406,7 +421,7 @@ def bench_postgres(results: list[Result], url: str) -> None:
         peer_history = PostgresChatMessageHistory(
             "peer_history", str(uuid.uuid4()), sync_connection=conn
         )
-        ops["peer"] = lambda i: peer_history.add_message(_message(i))
+        ops["peer"] = lambda i: peer_history.add_message(msgs[i])
     except ImportError:
         pass
     s = _interleaved(ops)
@@ -437,7 +452,8 @@ def bench_postgres(results: list[Result], url: str) -> None:
 
 def bench_s3(results: list[Result], url: str) -> None:
     ours = _ours(url)
-    s = _interleaved({"ours": lambda i: ours.add_message(_message(i))})
+    msgs = _built(_message)
+    s = _interleaved({"ours": lambda i: ours.add_message(msgs[i])})
     results.append(
         Result(
             "chat history append p50 (s3, moto)",
@@ -533,29 +549,51 @@ def bench_losses(results: list[Result], tmp: Path, pg_url: str | None, s3_url: s
         )
 
 
-def main() -> None:
+def _selected(argv: list[str]) -> tuple[str, ...]:
+    """Phases named by ``--only a,b`` or ``AIPOWERTOOLS_BENCH_SESSIONS_ONLY`` (default: all)."""
+    only = os.environ.get("AIPOWERTOOLS_BENCH_SESSIONS_ONLY", "")
+    if "--only" in argv:
+        only = argv[argv.index("--only") + 1]
+    if not only:
+        return PHASES
+    names = tuple(n.strip() for n in only.split(",") if n.strip())
+    unknown = [n for n in names if n not in PHASES]
+    if unknown:
+        raise SystemExit(f"unknown phase {unknown}; choose from {', '.join(PHASES)}")
+    return names
+
+
+def main(argv: list[str]) -> None:
+    selected = _selected(argv)
     results: list[Result] = []
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmpdir, _postgres() as pg_url, _s3() as s3_url:
-        tmp = Path(tmpdir)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        need_pg = {"losses", "postgresql"} & set(selected)
+        need_s3 = {"losses", "s3"} & set(selected)
+        pg_url = stack.enter_context(_postgres()) if need_pg else None
+        s3_url = stack.enter_context(_s3()) if need_s3 else None
         _preimport()
         # the loss phase first: its writers are forked before this process opens any store
-        phases: list[tuple[str, Callable[[], None]]] = [
-            ("losses", lambda: bench_losses(results, tmp, pg_url, s3_url)),
-            ("diskcache", lambda: bench_diskcache(results, tmp)),
-        ]
+        phases: dict[str, Callable[[], None]] = {
+            "losses": lambda: bench_losses(results, tmp, pg_url, s3_url),
+            "diskcache": lambda: bench_diskcache(results, tmp),
+        }
         if _redis_ok():
-            phases.append(("redis", lambda: bench_redis(results)))
+            phases["redis"] = lambda: bench_redis(results)
         if pg_url:
-            phases.append(("postgresql", lambda: bench_postgres(results, pg_url)))
+            phases["postgresql"] = lambda: bench_postgres(results, pg_url)
         if s3_url:
-            phases.append(("s3", lambda: bench_s3(results, s3_url)))
-        for name, phase in phases:
+            phases["s3"] = lambda: bench_s3(results, s3_url)
+        for name, phase in phases.items():
+            if name not in selected:
+                continue
             t0 = time.perf_counter()
             phase()
             print(f"  {name}: {time.perf_counter() - t0:.1f} s", flush=True)
     print(f"bench_sessions: {time.perf_counter() - started:.0f} s")
-    write_results("sessions", results)
+    suite = "sessions" if selected == PHASES else "sessions-" + "-".join(selected)
+    write_results(suite, results)
 
 
 if __name__ == "__main__":
@@ -563,4 +601,4 @@ if __name__ == "__main__":
         kind, target, sid, writer, count = sys.argv[2:7]
         _writer(kind, target, sid, int(writer), int(count))
     else:
-        main()
+        main(sys.argv[1:])
