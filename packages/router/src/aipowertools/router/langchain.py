@@ -5,6 +5,14 @@
 ``bind_tools``, ``with_structured_output``, ``usage_metadata`` (streaming too) and
 ``response_metadata`` with the model, provider, cost, latency and routing decision.
 
+A ``RouterChatModel`` built from configuration (``deployments`` / ``local_models`` /
+``cloud_providers`` as litellm model strings, dicts of :class:`Deployment` fields or plain
+``Deployment`` objects, a ``catalog`` dict, a strategy name...) serializes the LangChain way
+(``langchain_core.load.dumpd`` / ``dumps`` / ``load`` / ``loads``), with ``api_key`` and every
+deployment key kept out of the output as secrets. One built around live objects (``router=``,
+``cost_tracker=``, a ``Strategy`` instance, a transport) dumps to LangChain's
+``not_implemented`` marker, which ``load`` refuses.
+
 ``LangChainTransport`` goes the other way: any ``BaseChatModel`` instance becomes a
 deployment with :func:`chat_model_deployment`.
 
@@ -18,8 +26,10 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +39,12 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
+from langchain_core.load.serializable import (
+    SerializedConstructor,
+    SerializedNotImplemented,
+    SerializedSecret,
+    to_json_not_implemented,
+)
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -41,7 +57,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.router._deployment import Deployment
@@ -155,17 +171,104 @@ def _chunk_message(chunk: Chunk) -> AIMessageChunk:
     )  # fmt: skip
 
 
+#: Secret id of ``RouterChatModel.api_key`` in serialized models.
+API_KEY_SECRET = "AIPOWERTOOLS_ROUTER_API_KEY"
+
+_DEPLOYMENT_FIELDS = {f.name: f for f in dataclasses.fields(Deployment)}
+_CONFIG_LISTS = ("deployments", "local_models", "cloud_providers")
+_CONFIG_KEYS = (*_CONFIG_LISTS, "catalog", "deployment_api_keys")
+_Spec = str | Deployment
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is JSON data (what ``dumpd`` / ``load`` carry over unchanged)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _as_spec(entry: Any, where: str) -> _Spec:
+    """A config entry as the router takes it: a model string, or a Deployment (from a dict)."""
+    if isinstance(entry, (str, Deployment)):
+        return entry
+    if isinstance(entry, Mapping):
+        unknown = sorted(str(k) for k in entry if k not in _DEPLOYMENT_FIELDS)
+        if unknown:
+            raise ConfigurationError(
+                f"{where}: unknown Deployment field(s) {unknown}; fields are "
+                f"{', '.join(_DEPLOYMENT_FIELDS)}"
+            )
+        if "model" not in entry:
+            raise ConfigurationError(f"{where}: a deployment dict needs 'model'")
+        return Deployment(**{str(k): v for k, v in entry.items()})
+    raise ConfigurationError(
+        f"{where}: entries are litellm model strings, dicts of Deployment fields or "
+        f"Deployment objects, got {type(entry).__name__}"
+    )
+
+
+def _deployment_dict(deployment: Deployment) -> dict[str, Any]:
+    """The deployment's fields that differ from their defaults, as plain data.
+
+    ``api_key`` and ``transport`` are left out (a key is a secret; a transport is code).
+    """
+    out: dict[str, Any] = {}
+    for name, spec in _DEPLOYMENT_FIELDS.items():
+        if name in ("api_key", "transport"):
+            continue
+        value = getattr(deployment, name)
+        if spec.default_factory is not dataclasses.MISSING:
+            default = spec.default_factory()
+        else:
+            default = spec.default
+        if name != "model" and value == default:
+            continue
+        if name == "tags":
+            value = sorted(value)
+        elif name == "params":
+            value = dict(value)
+        out[name] = value
+    return out
+
+
+def _secret_id(name: str, taken: set[str]) -> str:
+    """``AIPOWERTOOLS_ROUTER_API_KEY_<NAME>``: the secret id of a deployment's key."""
+    stem = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper() or "DEPLOYMENT"
+    candidate = base = f"{API_KEY_SECRET}_{stem}"
+    n = 2
+    while candidate in taken:
+        candidate, n = f"{base}_{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
 class RouterChatModel(BaseChatModel):
     """A LangChain chat model that routes each call through an :class:`LLMRouter`.
 
     Give it a ``router``, or the router's arguments (``deployments``, ``local_models``,
-    ``cloud_providers``, ``budget_usd_per_month``, ``cost_tracker``) and one is built; with
-    none of them, ``AIPOWERTOOLS_ROUTER_MODELS`` (comma-separated litellm model strings).
+    ``cloud_providers``, ``budget_usd_per_month``, ``cost_tracker``, ``catalog``) and one is
+    built; with none of them, ``AIPOWERTOOLS_ROUTER_MODELS`` (comma-separated litellm model
+    strings). Deployments are litellm model strings, :class:`Deployment` objects or dicts of
+    ``Deployment`` fields (``{"model": "openai/gpt-4o", "name": "big", "quality": 0.9}``).
     Routing options (``strategy``, ``complexity_score``, ``required_quality``, ``max_cost``,
     ``max_latency_ms``, ``confidential``, ``allow_trim``) apply to every call and can be
     overridden per call with ``.bind(...)`` or ``invoke(..., required_quality=0.9)``;
     ``invoke(..., model="openai/gpt-4o")`` restricts one call to the deployments of that
     name or model.
+
+    A model built from configuration serializes with ``langchain_core.load.dumpd`` /
+    ``dumps``: ``api_key`` (secret id ``AIPOWERTOOLS_ROUTER_API_KEY``) and each deployment's
+    key (``AIPOWERTOOLS_ROUTER_API_KEY_<NAME>``, in ``deployment_api_keys``) are written as
+    secret references, never as values. Load it with ``loads(text,
+    allowed_objects=[RouterChatModel], valid_namespaces=["aipowertools"], secrets_map={...})``
+    (or ``secrets_from_env=True``). A model holding live objects (``router=``,
+    ``cost_tracker=``, a ``Strategy`` instance, a non-dict ``catalog``, a deployment with a
+    ``transport`` or non-JSON ``params``) dumps to LangChain's ``not_implemented`` marker,
+    whose ``repr`` says why; ``load`` refuses it.
 
     Example:
         >>> llm = RouterChatModel(local_models=["llama3"], cloud_providers=["openai"])
@@ -179,6 +282,10 @@ class RouterChatModel(BaseChatModel):
     deployments: list[Any] = Field(default_factory=list, exclude=True)
     local_models: list[Any] = Field(default_factory=list, exclude=True)
     cloud_providers: list[Any] = Field(default_factory=list, exclude=True)
+    deployment_api_keys: dict[str, SecretStr | None] = Field(default_factory=dict, exclude=True)
+    """API keys by deployment name, for deployments given as dicts / ``Deployment`` objects
+    (or ``deployments=`` strings) without a key of their own; serialized models keep their
+    deployment keys here, as secrets."""
     budget_usd_per_month: float | None = None
     cost_tracker: Any = Field(default=None, exclude=True)
     catalog: Any = Field(default=None, exclude=True)
@@ -198,6 +305,10 @@ class RouterChatModel(BaseChatModel):
     api_key: SecretStr | None = None
     streaming: bool = False
 
+    # What the router was built from (deployment specs with their keys applied); None when
+    # the model was given a live router.
+    _specs: tuple[list[_Spec], list[_Spec], list[_Spec]] | None = PrivateAttr(default=None)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._build_router()
@@ -213,18 +324,155 @@ class RouterChatModel(BaseChatModel):
                     f"local_models= / cloud_providers=, or {MODELS_ENV} (comma-separated "
                     "litellm model strings) to build one"
                 )
+            deployments, local_models, cloud_providers = specs = self._config_specs()
             self.router = LLMRouter(
-                self.deployments,
-                local_models=self.local_models,
-                cloud_providers=self.cloud_providers,
+                deployments,
+                local_models=local_models,
+                cloud_providers=cloud_providers,
+                strategy="cost_optimal" if self.strategy is None else self.strategy,
                 budget_usd_per_month=self.budget_usd_per_month,
                 cost_tracker=self.cost_tracker,
                 catalog=self.catalog,
             )
+            self._specs = specs
+            # Dict entries become Deployment objects, whose repr hides their api_key.
+            self.deployments, self.local_models, self.cloud_providers = (list(x) for x in specs)
         elif not isinstance(self.router, LLMRouter):
             raise ConfigurationError(
                 f"router= must be an LLMRouter, got {type(self.router).__name__}"
             )
+        elif self.deployment_api_keys:
+            raise ConfigurationError(
+                "deployment_api_keys= applies to deployments the model builds; with router= "
+                "give the keys to the router's deployments"
+            )
+
+    def _config_specs(self) -> tuple[list[_Spec], list[_Spec], list[_Spec]]:
+        """The three deployment lists as the router takes them, ``deployment_api_keys`` applied."""
+        keys = self.deployment_api_keys
+        used: set[str] = set()
+
+        def with_key(spec: _Spec, keyed_strings: bool) -> _Spec:
+            if isinstance(spec, str):
+                if not (keyed_strings and spec in keys):
+                    return spec
+                spec = Deployment(spec)
+            if spec.name not in keys:
+                return spec
+            used.add(spec.name)
+            secret = keys[spec.name]
+            if secret is None:
+                return spec
+            if spec.api_key is None:
+                return spec.replace(api_key=secret.get_secret_value())
+            if spec.api_key != secret.get_secret_value():
+                raise ConfigurationError(
+                    f"deployment {spec.name!r} has an api_key and deployment_api_keys gives "
+                    "it another one"
+                )
+            return spec
+
+        lists = tuple(
+            [with_key(_as_spec(e, field), field == "deployments") for e in getattr(self, field)]
+            for field in _CONFIG_LISTS
+        )
+        unused = sorted(set(keys) - used)
+        if unused:
+            raise ConfigurationError(
+                f"deployment_api_keys names no deployment given as a dict, a Deployment or a "
+                f"deployments= string: {unused}"
+            )
+        return lists[0], lists[1], lists[2]
+
+    # ------------------------------------------------------------------ serialization
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """True: models built from configuration serialize (see the class docstring)."""
+        return True
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """``api_key`` and the deployment keys are secrets (references, never values).
+
+        Each entry of ``deployment_api_keys`` is its own secret,
+        ``AIPOWERTOOLS_ROUTER_API_KEY_<DEPLOYMENT NAME>``; the entry here only tells ``dumpd``
+        that the field holds secret references.
+        """
+        return {
+            "api_key": API_KEY_SECRET,
+            "deployment_api_keys": f"{API_KEY_SECRET}_<DEPLOYMENT>",
+        }
+
+    def serialization_problem(self) -> str | None:
+        """Why this model cannot be serialized faithfully, or None when it can.
+
+        ``dumpd`` gives LangChain's ``not_implemented`` marker (which ``load`` refuses) for
+        such a model rather than a configuration that would load into a different one.
+        """
+        if self._specs is None:
+            return (
+                "it was given a live router= (an LLMRouter object); build it from "
+                "deployments= / local_models= / cloud_providers= to serialize it"
+            )
+        if self.cost_tracker is not None:
+            return "cost_tracker= is a live object (budget_usd_per_month= serializes)"
+        if self.strategy is not None and not isinstance(self.strategy, str):
+            return "strategy= is a Strategy object; give a strategy name to serialize it"
+        if self.catalog is not None and not (
+            isinstance(self.catalog, Mapping) and _plain(self.catalog)
+        ):
+            return (
+                f"catalog= is a {type(self.catalog).__name__}; only a dict of plain model "
+                "data serializes"
+            )
+        for spec in (s for specs in self._specs for s in specs):
+            if isinstance(spec, Deployment):
+                if spec.transport is not None:
+                    return f"deployment {spec.name!r} has a transport= object"
+                if not _plain(_deployment_dict(spec)):
+                    return f"deployment {spec.name!r} has fields that are not plain JSON data"
+        return None
+
+    def to_json(self) -> SerializedConstructor | SerializedNotImplemented:
+        """The LangChain serialized form (what ``dumpd`` writes); see the class docstring."""
+        problem = self.serialization_problem()
+        if problem is not None or self._specs is None:
+            marker = to_json_not_implemented(self)
+            marker["repr"] = f"RouterChatModel is not serializable: {problem}"
+            return marker
+        serialized = super().to_json()
+        if serialized["type"] != "constructor":  # pragma: no cover - is_lc_serializable is True
+            return serialized
+        config: dict[str, Any] = {}
+        keys: dict[str, SerializedSecret] = {}
+        taken: set[str] = set()
+        for field, specs in zip(_CONFIG_LISTS, self._specs, strict=True):
+            entries: list[Any] = []
+            for spec in specs:
+                if isinstance(spec, str):
+                    entries.append(spec)
+                    continue
+                entries.append(_deployment_dict(spec))
+                if spec.api_key is not None:
+                    secret_id = _secret_id(spec.name, taken)
+                    keys[spec.name] = {"lc": 1, "type": "secret", "id": [secret_id]}
+            if entries:
+                config[field] = entries
+        if self.catalog is not None:
+            config["catalog"] = self.catalog
+        if keys:
+            config["deployment_api_keys"] = keys
+        kwargs = {k: v for k, v in serialized["kwargs"].items() if k not in _CONFIG_KEYS}
+        return {**serialized, "kwargs": {**config, **kwargs}}
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        # LangChain keys its LLM cache on dumpd(self) for serializable classes. A
+        # not_implemented marker carries no configuration, so models that cannot serialize
+        # are keyed on their invocation params, as LangChain does for unserializable models.
+        if self.serialization_problem() is None:
+            return super()._get_llm_string(stop=stop, **kwargs)
+        params = {**self._get_invocation_params(stop=stop, **kwargs), **kwargs}
+        return str(sorted(params.items()))
 
     @property
     def deployment_names(self) -> list[str]:
