@@ -4,6 +4,7 @@ import datetime as dt
 import pickle
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -61,6 +62,9 @@ def test_default_registry_and_custom_codec() -> None:
     back = codec.decode(codec.encode({"m": Money(250)}))
     assert isinstance(back["m"], Money)
     assert back["m"].cents == 250
+    top = codec.encode(Money(7))  # a registered value at the top level: the same tagged form
+    assert top[2:] == b'{"__aipt__":"test.money","v":7}'
+    assert codec.decode(top).cents == 7
     with pytest.raises(ConfigurationError, match="encode= and decode="):
         TypeRegistry().register(Money)
 
@@ -90,7 +94,7 @@ class _Boom:
         return (exec, ("import pathlib; pathlib.Path('PWNED').touch()",))
 
 
-def test_planted_pickle_is_never_loaded(tmp_path: pytest.TempPathFactory, monkeypatch) -> None:
+def test_planted_pickle_is_never_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     planted = pickle.dumps(_Boom())
     codec = Codec(pickle_key=b"k" * 32)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -35,7 +36,7 @@ MESSAGES: list[BaseMessage] = [
         id="run-1",
     ),
     ToolMessage("18C", tool_call_id="call_1", artifact={"raw": [18]}, status="success"),
-    AIMessageChunk("It is 18C.", id="run-2"),
+    AIMessageChunk(content="It is 18C.", id="run-2"),
 ]
 
 
@@ -49,6 +50,22 @@ def test_messages_round_trip_exactly() -> None:
     assert again.last(0) == []
     again.clear()
     assert history.messages == []
+
+
+def test_add_message_one_at_a_time_round_trips_exactly() -> None:
+    """The single-message fast path keeps what JSON alone would not (bytes, datetimes, sets)."""
+    odd = HumanMessage(
+        "when?",
+        additional_kwargs={"at": dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc), "tags": {"a"}},
+    )
+    history = SessionChatMessageHistory("u5", store=MemoryBackend())
+    for message in [*MESSAGES, odd]:
+        history.add_message(message)
+    again = SessionChatMessageHistory("u5", store=history.session.backend).messages
+    assert again == [*MESSAGES, odd]
+    assert [type(m) for m in again] == [type(m) for m in [*MESSAGES, odd]]
+    assert again[-1].additional_kwargs["at"] == odd.additional_kwargs["at"]
+    assert again[2].additional_kwargs["raw"] == b"\x01"
 
 
 async def test_async_history() -> None:

@@ -285,6 +285,10 @@ class Codec:
         self.registry = registry or types
         self._zstd_c: Any = None
         self._zstd_d: Any = None
+        # One encoder for every call (json.dumps would build one per call); it is stateless.
+        self._dumps = json.JSONEncoder(
+            default=self._default, separators=(",", ":"), ensure_ascii=False
+        ).encode
 
     # -- encoding -----------------------------------------------------------------------------
 
@@ -293,12 +297,12 @@ class Codec:
         fmt = _FMT_JSON
         fast = self.registry.exact(type(value))
         try:
-            if fast is not None and fast.encode_json is not None:
+            if fast is None:
+                body = self._dumps(value).encode()
+            elif fast.encode_json is not None:  # pydantic: JSON bytes from pydantic-core
                 body = fast.header + fast.encode_json(value) + b"}"
-            else:
-                body = json.dumps(
-                    value, default=self._default, separators=(",", ":"), ensure_ascii=False
-                ).encode()
+            else:  # the bytes _default would give, without the round trip through it
+                body = fast.header + self._dumps(fast.encode(value)).encode() + b"}"
         except (TypeError, ValueError) as exc:
             if self._pickle_key is None:
                 raise ConfigurationError(
@@ -309,6 +313,8 @@ class Codec:
             pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
             body = hmac.new(self._pickle_key, pickled, hashlib.sha256).digest() + pickled
             fmt = _FMT_PICKLE
+        if self.compression is None and self.encryption is None:  # the common case
+            return bytes((MAGIC, fmt)) + body
         flags = fmt
         if self.compression is not None and len(body) >= self.compress_min_bytes:
             if self.compression == "zstd":

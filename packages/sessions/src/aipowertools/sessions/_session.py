@@ -284,7 +284,13 @@ class Session:
 
     def append(self, key: str, value: Any) -> None:
         """Append ``value`` to the list ``key``; O(1), never rewrites the list."""
-        self.extend(key, [value])
+        if key not in self._checked:
+            self._key(key)
+        data = self._encode(key, value)
+        if not self.auto_save:
+            self._pending.append(("append", key, [value], [data]))
+            return
+        self._write_items(key, [data])
 
     def extend(self, key: str, values: Iterable[Any]) -> None:
         """Append several values in one atomic round trip, keeping their order."""

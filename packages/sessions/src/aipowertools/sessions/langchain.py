@@ -103,6 +103,10 @@ class SessionChatMessageHistory(BaseChatMessageHistory):
         found: list[BaseMessage] = self.session.items(self.key, -n) if n > 0 else []
         return found
 
+    def add_message(self, message: BaseMessage) -> None:
+        """Append one message in one round trip."""
+        self.session.append(self.key, message)
+
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append ``messages`` in one round trip, in order."""
         self.session.extend(self.key, messages)

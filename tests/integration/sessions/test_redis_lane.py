@@ -1,0 +1,179 @@
+"""The Redis append's lane: its RPUSH skips redis-py's command machinery, not its guarantees."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+import redis
+
+from aipowertools.core.errors import StoreUnavailableError
+from aipowertools.sessions import Session
+from aipowertools.sessions._redis import RedisBackend, _Lane
+
+
+class _Counting(redis.Redis):  # type: ignore[type-arg]
+    """A plain client that counts the commands sent through ``execute_command``."""
+
+    sent: list[str]
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[_Counting]:
+    c = cast("_Counting", _Counting.from_url(redis_url))
+    c.sent = []
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def backend(redis_url: str, client: _Counting) -> Iterator[RedisBackend]:
+    b = RedisBackend(redis_url, prefix=f"t{uuid.uuid4().hex[:8]}", client=client)
+    yield b
+    b.close()
+
+
+def _lane(backend: RedisBackend) -> _Lane:
+    lane = backend._lane
+    assert lane is not None
+    return lane
+
+
+def _client_ids(backend: RedisBackend) -> list[int]:
+    """The server-side ids of the lane's idle connections (a reconnect gets a new id)."""
+    ids = []
+    for conn in _lane(backend)._idle:
+        conn.send_command("CLIENT", "ID")
+        ids.append(int(conn.read_response()))
+    return ids
+
+
+def test_appends_after_the_first_skip_execute_command(
+    backend: RedisBackend, client: _Counting
+) -> None:
+    assert backend.append("n", "s", "h", [b"a"]) == 1  # creates the list: + register script
+    client.sent.clear()
+    for i in range(20):
+        assert backend.append("n", "s", "h", [f"{i}".encode(), b"x"]) == 3 + 2 * i
+    assert client.sent == []
+    assert backend.read("n", "s", "h", 0, 5) == [b"a", b"0", b"x", b"1", b"x"]
+
+
+def test_a_dropped_connection_falls_back_and_stores_the_item_once(
+    backend: RedisBackend, client: _Counting, redis_url: str
+) -> None:
+    backend.append("n", "s", "h", [b"first"])
+    [client_id] = _client_ids(backend)
+    killer = redis.Redis.from_url(redis_url)
+    assert killer.client_kill_filter(_id=client_id) == 1
+    killer.close()
+    client.sent.clear()
+    assert backend.append("n", "s", "h", [b"second"]) == 2  # the lane failed; the client sent it
+    assert client.sent == ["RPUSH"]
+    client.sent.clear()
+    assert backend.append("n", "s", "h", [b"third"]) == 3  # the lane reconnected
+    assert client.sent == []
+    assert backend.read("n", "s", "h", 0, 10) == [b"first", b"second", b"third"]
+
+
+def test_a_reply_error_is_raised_and_the_connection_kept(
+    backend: RedisBackend, client: _Counting
+) -> None:
+    backend.append("n", "s", "h", [b"a"])
+    client.set(backend._base("n", "s") + "l:text", "not a list")
+    before = _client_ids(backend)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        backend.append("n", "s", "text", [b"x"])
+    assert _client_ids(backend) == before  # the same connection, not reconnected, in sync
+    client.sent.clear()
+    assert backend.append("n", "s", "h", [b"b"]) == 2
+    assert client.sent == []
+
+
+def test_an_unreachable_server_is_a_typed_error() -> None:
+    backend = RedisBackend("redis://127.0.0.1:1/0")  # the shared client, which types failures
+    assert backend._lane is not None
+    with pytest.raises(StoreUnavailableError):
+        Session("s", store=backend).append("h", 1)
+
+
+def test_threads_share_the_lane_without_losing_or_mixing_replies(backend: RedisBackend) -> None:
+    lengths: list[int] = []
+
+    def writer(w: int) -> None:
+        for i in range(100):
+            lengths.append(backend.append("n", "s", "h", [f"{w}:{i}".encode()]))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = backend.read("n", "s", "h", 0, 10_000)
+    assert sorted(lengths) == list(range(1, 801))  # every reply went to its own caller
+    assert sorted(stored) == sorted(f"{w}:{i}".encode() for w in range(8) for i in range(100))
+    for w in range(8):  # each writer's items in its order
+        mine = [x for x in stored if x.startswith(f"{w}:".encode())]
+        assert mine == [f"{w}:{i}".encode() for i in range(100)]
+    assert len(_lane(backend)._idle) <= _Lane.KEEP
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_child_does_not_use_the_parents_connection(backend: RedisBackend) -> None:
+    backend.append("n", "s", "h", [b"parent-0"])
+    parent_conn = _lane(backend)._idle[-1]
+    pid = os.fork()
+    if pid == 0:  # the child: append through the same backend object, then report
+        ok = False
+        try:
+            ok = backend.append("n", "s", "h", [b"child"]) == 2
+            ok = ok and parent_conn not in _lane(backend)._idle
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert backend.append("n", "s", "h", [b"parent-1"]) == 3
+    assert _lane(backend)._idle[-1] is parent_conn
+    assert backend.read("n", "s", "h", 0, 10) == [b"parent-0", b"child", b"parent-1"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda url: redis.Redis.from_url(url, single_connection_client=True),
+        lambda url: redis.Redis(
+            connection_pool=redis.BlockingConnectionPool.from_url(url, max_connections=4)
+        ),
+        lambda url: redis.Redis.from_url(url, max_connections=8),
+    ],
+    ids=["single-connection", "blocking-pool", "small-pool"],
+)
+def test_other_clients_use_the_full_path(redis_url: str, make: Any) -> None:
+    client = make(redis_url)
+    backend = RedisBackend(redis_url, prefix=f"t{uuid.uuid4().hex[:8]}", client=client)
+    assert backend._lane is None
+    assert [backend.append("n", "s", "h", [b"x"]) for _ in range(3)] == [1, 2, 3]
+    client.close()
+
+
+def test_backends_on_one_client_share_a_lane_and_close_returns_its_connections(
+    redis_url: str, client: _Counting
+) -> None:
+    a = RedisBackend(redis_url, prefix=f"t{uuid.uuid4().hex[:8]}", client=client)
+    b = RedisBackend(redis_url, prefix=f"t{uuid.uuid4().hex[:8]}", client=client)
+    assert a._lane is b._lane
+    a.append("n", "s", "h", [b"x"])
+    pool = client.connection_pool
+    assert len(_lane(a)._idle) == 1
+    a.close()
+    assert _lane(a)._idle == []
+    assert len(pool._in_use_connections) == 0
+    assert b.append("n", "s", "h", [b"y"]) == 1  # b's list, through the lane again
