@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from aipowertools.core.errors import StoreUnavailableError
-from aipowertools.sessions import Session
+from aipowertools.sessions import Session, SessionLimitError
 from aipowertools.sessions._redis import RedisBackend, _Lane
 
 
@@ -177,3 +177,80 @@ def test_backends_on_one_client_share_a_lane_and_close_returns_its_connections(
     assert _lane(a)._idle == []
     assert len(pool._in_use_connections) == 0
     assert b.append("n", "s", "h", [b"y"]) == 1  # b's list, through the lane again
+
+
+# -- max_items in one round trip ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trim", ["oldest", "error"])
+def test_a_size_limited_append_is_one_command(
+    backend: RedisBackend, client: _Counting, trim: Any
+) -> None:
+    s = Session("w", store=backend, namespace="n", max_items=3, trim=trim, ttl=60)
+    s.append("h", 0)  # creates the list (registers it, copies the TTL) and touches the session
+    assert client.pttl(backend._base("n", "w") + "l:h") > 0
+    client.sent.clear()
+    s.append("h", 1)
+    s.append("h", 2)
+    assert client.sent == []  # no LLEN, no separate trim: the lane sent one request each
+    if trim == "oldest":
+        s.extend("h", [3, 4])
+        assert s.get("h") == [2, 3, 4]
+    else:
+        with pytest.raises(SessionLimitError, match="list has 3 items; 1 more exceed max_items=3"):
+            s.append("h", 3)
+        assert s.get("h") == [0, 1, 2]
+    assert client.sent.count("RPUSH") == 0
+
+
+def test_trim_error_is_atomic_under_concurrent_writers(backend: RedisBackend) -> None:
+    """Check and append are one script: 8 racing writers never push the list past the limit."""
+    refused: list[int] = []
+
+    def writer(w: int) -> None:
+        s = Session("strict", store=backend, namespace="n", max_items=50, trim="error")
+        for i in range(20):
+            try:
+                s.append("h", [w, i])
+            except SessionLimitError:
+                refused.append(w)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert backend.length("n", "strict", "h") == 50
+    assert len(refused) == 8 * 20 - 50
+
+
+def test_an_unloaded_script_is_loaded_by_the_fallback(backend: RedisBackend) -> None:
+    s = Session("strict", store=backend, namespace="n", max_items=2, trim="error")
+    s.append("h", 1)
+    real = backend._within.sha
+    backend._within.sha = "0" * 40  # as after SCRIPT FLUSH or a fail-over: EVALSHA misses
+    s.append("h", 2)
+    assert backend._within.sha == real  # the Script object loaded it again
+    assert s.get("h") == [1, 2]
+
+
+async def test_async_size_limited_appends(backend: RedisBackend) -> None:
+    window = Session("aw", store=backend, namespace="n", max_items=2, ttl=60)
+    await window.aextend("h", [1, 2, 3])
+    await window.aappend("h", 4)
+    assert await window.aget("h") == [3, 4]
+    assert backend._r.pttl(backend._base("n", "aw") + "l:h") > 0
+    strict = Session("as", store=backend, namespace="n", max_items=2, trim="error", ttl=60)
+    await strict.aextend("h", [1, 2])
+    with pytest.raises(SessionLimitError):
+        await strict.aappend("h", 3)
+    assert await strict.aget("h") == [1, 2]
+    assert backend._r.pttl(backend._base("n", "as") + "l:h") > 0
+
+
+def test_size_limited_batches_past_one_command(backend: RedisBackend) -> None:
+    big = [b"x"] * 4500
+    assert backend.append_bounded("n", "b", "h", big, 4400, True) == (True, 4400)
+    assert backend.length("n", "b", "h") == 4400
+    assert backend.append_bounded("n", "c", "h", big, 4400, False) == (False, 0)
+    assert backend.length("n", "c", "h") == 0

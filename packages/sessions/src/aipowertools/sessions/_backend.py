@@ -34,6 +34,11 @@ class SessionBackend(Protocol):
 
     ``ttl`` handling: :meth:`touch` records that a session exists and when it expires; reads of
     an expired session see nothing, :meth:`cleanup` deletes expired sessions for good.
+
+    Optional: ``append_bounded(ns, sid, key, items, max_items, drop_oldest) -> (stored,
+    length)`` (and ``aappend_bounded``) appends under a size limit in one round trip; a
+    :class:`~aipowertools.sessions.Session` with ``max_items`` uses it when the backend has it,
+    and otherwise :meth:`length`, :meth:`append` and :meth:`trim`.
     """
 
     url: str

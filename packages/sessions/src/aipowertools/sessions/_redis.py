@@ -80,6 +80,24 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
 """
 
+# trim="error": append only if the list stays within ARGV[1] items, atomically (one round trip
+# instead of LLEN then RPUSH, and no window for two writers to pass the check together).
+# Returns {1, new length} or {0, current length}; a list it creates is registered as _REGISTER.
+_APPEND_WITHIN = """
+local n = redis.call('LLEN', KEYS[1])
+if n + #ARGV - 2 > tonumber(ARGV[1]) then return {0, n} end
+n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+if n == #ARGV - 2 then
+  redis.call('SADD', KEYS[2], ARGV[2])
+  local t = redis.call('PTTL', KEYS[3])
+  if t > 0 then
+    redis.call('PEXPIRE', KEYS[1], t)
+    redis.call('PEXPIRE', KEYS[2], t)
+  end
+end
+return {1, n}
+"""
+
 _TRIM = """
 local n = redis.call('LLEN', KEYS[1])
 local gone = n - tonumber(ARGV[1])
@@ -124,22 +142,28 @@ class _Lane:
 
         self._failures = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self._reply_error = redis.exceptions.ResponseError
+        self.no_script = redis.exceptions.NoScriptError
 
-    def call(self, *args: Any) -> Any:
-        """Send one command and return its reply, or :data:`FAILED` if the connection failed."""
+    def _take(self) -> Any:
+        """An idle connection, or one borrowed from the pool; None if there is none to be had."""
         if self._pid != os.getpid():  # forked: the parent's sockets are not ours to use
             self._idle, self._pid = [], os.getpid()
-        idle = self._idle
         try:
-            conn = idle.pop()
+            return self._idle.pop()
         except IndexError:
             pool = self._pool()
             if pool is None:
-                return FAILED
+                return None
             try:
-                conn = pool.get_connection(*self._borrow_args)
+                return pool.get_connection(*self._borrow_args)
             except self._failures:
-                return FAILED
+                return None
+
+    def call(self, *args: Any) -> Any:
+        """Send one command and return its reply, or :data:`FAILED` if the connection failed."""
+        conn = self._take()
+        if conn is None:
+            return FAILED
         try:
             conn.send_command(*args)
             reply = conn.read_response()
@@ -155,6 +179,36 @@ class _Lane:
             raise
         self._put(conn)
         return reply
+
+    def call_many(self, *commands: tuple[Any, ...]) -> Any:
+        """Send ``commands`` together and return their replies (one round trip), or FAILED.
+
+        Every reply is read before a reply error is raised, so the connection stays in step.
+        """
+        conn = self._take()
+        if conn is None:
+            return FAILED
+        replies: list[Any] = []
+        error: Exception | None = None
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except self._reply_error as exc:
+                    error = error or exc
+                    replies.append(exc)
+        except self._failures:
+            self._put(conn)
+            return FAILED
+        except BaseException:
+            conn.disconnect()
+            self._put(conn)
+            raise
+        self._put(conn)
+        if error is not None:
+            raise error
+        return replies
 
     def _put(self, conn: Any) -> None:
         should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py >= 6
@@ -206,6 +260,26 @@ def _lane_for(client: Any) -> _Lane | None:
         return lane
 
 
+def _bounded_in_steps(
+    backend: RedisBackend,
+    ns: str,
+    sid: str,
+    key: str,
+    items: Sequence[bytes],
+    max_items: int,
+    drop_oldest: bool,
+) -> tuple[bool, int]:
+    """``append_bounded`` for a batch too large for one command: check, append, trim."""
+    if not drop_oldest:
+        have = backend.length(ns, sid, key)
+        if have + len(items) > max_items:
+            return False, have
+    length = backend.append(ns, sid, key, items)
+    if drop_oldest and length > max_items:
+        backend.trim(ns, sid, key, max_items)
+    return True, min(length, max_items)
+
+
 class RedisBackend:
     """Sessions on Redis, on the shared client of ``aipowertools.core.stores.redis_client``."""
 
@@ -223,6 +297,7 @@ class RedisBackend:
         self._touch = self._r.register_script(_TOUCH)
         self._drop = self._r.register_script(_DROP)
         self._trim = self._r.register_script(_TRIM)
+        self._within = self._r.register_script(_APPEND_WITHIN)
 
     def _base(self, ns: str, sid: str) -> str:
         return f"{self._prefix}:{{{ns}/{sid}}}:"
@@ -274,6 +349,67 @@ class RedisBackend:
         if length == len(items):  # this call created the list
             self._register(keys=[list_key, base + "k", base + "m"], args=[key])
         return length
+
+    def append_bounded(
+        self, ns: str, sid: str, key: str, items: Sequence[bytes], max_items: int, drop_oldest: bool
+    ) -> tuple[bool, int]:
+        """Append with a size limit in one round trip: ``(stored, length)``.
+
+        ``drop_oldest``: RPUSH then ``LTRIM -max -1``, sent together (the newest ``max_items``
+        stay, whatever other writers do in between). Otherwise a script appends only if the
+        list stays within ``max_items``, else stores nothing and returns ``(False, length)``.
+        """
+        base = f"{self._prefix}:{{{ns}/{sid}}}:"
+        list_key = base + "l:" + key
+        if len(items) > _MAX_ARGS:  # a huge batch: the general path, in several steps
+            return _bounded_in_steps(self, ns, sid, key, items, max_items, drop_oldest)
+        if drop_oldest:
+            push, trim = ("RPUSH", list_key, *items), ("LTRIM", list_key, -max_items, -1)
+            replies = FAILED if self._lane is None else self._lane.call_many(push, trim)
+            if replies is FAILED:
+                with self._r.pipeline(transaction=False) as pipe:
+                    pipe.rpush(list_key, *items)
+                    pipe.ltrim(list_key, -max_items, -1)
+                    replies = pipe.execute()
+            length = int(replies[0])
+            if length == len(items):
+                self._register(keys=[list_key, base + "k", base + "m"], args=[key])
+            return True, min(length, max_items)
+        keys = [list_key, base + "k", base + "m"]
+        args = [max_items, key, *items]
+        reply = FAILED
+        if self._lane is not None:
+            try:
+                reply = self._lane.call("EVALSHA", self._within.sha, len(keys), *keys, *args)
+            except self._lane.no_script:
+                reply = FAILED  # not loaded on this server yet: the Script object loads it
+        if reply is FAILED:
+            reply = self._within(keys=keys, args=args)
+        ok, length = reply
+        return bool(ok), int(length)
+
+    async def aappend_bounded(
+        self, ns: str, sid: str, key: str, items: Sequence[bytes], max_items: int, drop_oldest: bool
+    ) -> tuple[bool, int]:
+        """Async :meth:`append_bounded`."""
+        if len(items) > _MAX_ARGS:
+            import asyncio
+
+            return await asyncio.to_thread(
+                self.append_bounded, ns, sid, key, items, max_items, drop_oldest
+            )
+        base = self._base(ns, sid)
+        keys = [base + "l:" + key, base + "k", base + "m"]
+        if drop_oldest:
+            async with self._ar().pipeline(transaction=False) as pipe:
+                pipe.rpush(keys[0], *items)
+                pipe.ltrim(keys[0], -max_items, -1)
+                length = int((await pipe.execute())[0])
+            if length == len(items):
+                await self._aeval(self._register, keys, [key])
+            return True, min(length, max_items)
+        ok, n = await self._aeval(self._within, keys, [max_items, key, *items])
+        return bool(ok), int(n)
 
     def length(self, ns: str, sid: str, key: str) -> int:
         return int(self._r.llen(self._base(ns, sid) + "l:" + key))

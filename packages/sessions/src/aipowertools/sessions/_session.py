@@ -88,6 +88,10 @@ class Session:
         self.backend: SessionBackend = (
             store if isinstance(store, SessionBackend) else open_store(store)
         )
+        # Optional: append with max_items in one round trip (Redis); see RedisBackend.
+        self._bounded: Callable[..., tuple[bool, int]] | None = getattr(
+            self.backend, "append_bounded", None
+        )
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0
         ):
@@ -146,16 +150,25 @@ class Session:
         self._touch()
         return self.backend.set(self.namespace, self.session_id, key, data, expected)
 
+    def _limit_error(self, key: str, have: int, adding: int) -> SessionLimitError:
+        return SessionLimitError(
+            self.session_id,
+            key,
+            f"list has {have} items; {adding} more exceed max_items={self.max_items}",
+        )
+
     def _write_items(self, key: str, items: list[bytes]) -> None:
         ns, sid = self.namespace, self.session_id
+        if self.max_items is not None and self._bounded is not None:  # one round trip
+            self._touch()
+            ok, have = self._bounded(ns, sid, key, items, self.max_items, self.trim == "oldest")
+            if not ok:
+                raise self._limit_error(key, have, len(items))
+            return
         if self.max_items is not None and self.trim == "error":
             have = self.backend.length(ns, sid, key)
             if have + len(items) > self.max_items:
-                raise SessionLimitError(
-                    sid,
-                    key,
-                    f"list has {have} items; {len(items)} more exceed max_items={self.max_items}",
-                )
+                raise self._limit_error(key, have, len(items))
         self._touch()
         length = self.backend.append(ns, sid, key, items)
         if self.max_items is not None and self.trim == "oldest":
@@ -604,14 +617,17 @@ class Session:
         if not items:
             return
         ns, sid = self.namespace, self.session_id
+        bounded = getattr(native, "aappend_bounded", None)
+        if self.max_items is not None and bounded is not None:  # one round trip
+            await self._atouch(native)
+            ok, have = await bounded(ns, sid, key, items, self.max_items, self.trim == "oldest")
+            if not ok:
+                raise self._limit_error(key, have, len(items))
+            return
         if self.max_items is not None and self.trim == "error":
             have = await native.alength(ns, sid, key)
             if have + len(items) > self.max_items:
-                raise SessionLimitError(
-                    sid,
-                    key,
-                    f"list has {have} items; {len(items)} more exceed max_items={self.max_items}",
-                )
+                raise self._limit_error(key, have, len(items))
         await self._atouch(native)
         length = await native.aappend(ns, sid, key, items)
         if self.max_items is not None and self.trim == "oldest":
