@@ -195,3 +195,23 @@ def test_an_append_sends_only_the_new_item(backend: SessionBackend, ns: str) -> 
     s.append("history", {"i": 501})
     assert recorder.calls == [("append", 1), ("append", 1)]
     assert s.length("history") == 502
+
+
+def test_diskcache_never_evicts_what_it_stored(tmp_path: Path) -> None:
+    """diskcache culls entries past its size_limit unless told not to; a session store must not
+    (here the limit is made tiny instead of writing its default 1 GiB)."""
+    from aipowertools.sessions._diskcache import DiskCacheBackend
+
+    backend = DiskCacheBackend(tmp_path / "sessions")
+    backend._data.reset("size_limit", 2000)
+    backend._index.reset("size_limit", 2000)
+    s = Session("big", store=backend, ttl=3600)
+    s.set("profile", {"name": "ada"})
+    s.extend("history", [{"i": i, "pad": "x" * 100} for i in range(50)])
+    for i in range(50, 100):
+        s.append("history", {"i": i, "pad": "x" * 100})
+    again = Session("big", store=DiskCacheBackend(tmp_path / "sessions"))
+    assert [m["i"] for m in again.get("history")] == list(range(100))
+    assert again.get("profile") == {"name": "ada"}
+    assert Session.list_sessions(backend) == ["big"]
+    backend.close()

@@ -51,10 +51,19 @@ class DiskCacheBackend:
         self.directory = Path(directory)
         self.url = url or f"diskcache://{self.directory}"
         self.directory.mkdir(parents=True, exist_ok=True)
+        # eviction_policy="none": diskcache's default evicts the least recently stored entries
+        # once the database passes size_limit (1 GiB), which would silently drop messages.
+        # It also spares every write the size check that culling does.
         self._data = diskcache.Cache(
-            str(self.directory / "data"), disk=_SafeDisk, tag_index=True, timeout=60
+            str(self.directory / "data"),
+            disk=_SafeDisk,
+            tag_index=True,
+            timeout=60,
+            eviction_policy="none",
         )
-        self._index = diskcache.Cache(str(self.directory / "index"), disk=_SafeDisk, timeout=60)
+        self._index = diskcache.Cache(
+            str(self.directory / "index"), disk=_SafeDisk, timeout=60, eviction_policy="none"
+        )
         self._known: set[tuple[str, str, str]] = set()
         self._known_lock = threading.Lock()
 
