@@ -22,6 +22,7 @@ from aipowertools.router._complexity import (
 )
 from aipowertools.router._context import Prompt, prepare, trim
 from aipowertools.router._deployment import Deployment, resolve
+from aipowertools.router._direct import OpenAICompatibleTransport
 from aipowertools.router._engine import Decision, DecisionEngine, PrivacyPolicy, RouteRequest
 from aipowertools.router._execute import Accounting, Executor, Observer
 from aipowertools.router._health import DeploymentState, HealthPolicy
@@ -29,7 +30,7 @@ from aipowertools.router._result import Attempt, NoDeploymentError, RouteResult
 from aipowertools.router._strategies import Strategy, get_strategy
 from aipowertools.router._stream import RouteStream
 from aipowertools.router._sync import iterate_sync, run_sync
-from aipowertools.router._transport import LiteLLMTransport, Transport
+from aipowertools.router._transport import Transport
 
 logger = logging.getLogger("aipowertools.router")
 
@@ -105,7 +106,10 @@ class LLMRouter:
             on the embedded default store when a budget is given and this is None).
         monitor: an ``aipowertools.core.ProviderMonitor`` fed with every attempt.
         catalog: model catalog for prices and limits (``aipowertools.core.default_catalog()``).
-        transport: how deployments are called (litellm by default).
+        transport: how deployments are called. The default,
+            :class:`OpenAICompatibleTransport`, posts ``openai/`` calls directly and sends
+            every other call through litellm; ``LiteLLMTransport()`` sends all of them through
+            litellm.
         health: thresholds for cooldown / circuit breaking.
         privacy_policy: extra ``(deployment, request) -> allowed`` rule.
         confidential_tags: request tags that make a request confidential (local only).
@@ -174,7 +178,7 @@ class LLMRouter:
             privacy_policy=privacy_policy,
             downgrade=downgrade,
         )
-        self.transport: Transport = transport or LiteLLMTransport()
+        self.transport: Transport = transport or OpenAICompatibleTransport()
         from aipowertools.router._accounting import make_accounting, make_observer
 
         self._accounting = make_accounting(cost_tracker, budget_usd_per_month)
