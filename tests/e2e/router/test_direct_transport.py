@@ -106,3 +106,89 @@ async def test_other_providers_go_to_the_fallback() -> None:
         assert (await router.route(task="hi")).content == "via litellm"
         stream = router.stream(task="hi")
         assert "".join([c.content async for c in stream]) == "via litellm"
+
+
+_SYNC_SCRIPT = """
+from aipowertools.router import Deployment, LLMRouter
+from aipowertools.router._sync import run_sync
+from aipowertools.testing import SimModel, Simulator
+
+with Simulator(models=[SimModel("m", reply="hello")]) as sim:
+    dep = Deployment("openai/m", api_base=sim.base_url("openai", "m"), api_key="k", local=False,
+                     input_cost_per_token=1e-6, output_cost_per_token=1e-6)
+    router = LLMRouter([dep], monitor=False)
+    print(run_sync(router.route(task="hi")).content)
+"""
+
+
+def test_sync_calls_leave_no_open_session_at_exit() -> None:
+    """The background loop of sync calls closes the transport's pool when the process exits."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", _SYNC_SCRIPT],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hello"
+    assert "Unclosed" not in done.stderr
+    assert "Exception ignored" not in done.stderr
+
+
+class _Recorder:
+    """A fallback transport that records what was handed to it."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    async def complete(self, deployment: Deployment, messages: object, params: dict[str, object]):  # type: ignore[no-untyped-def]
+        from aipowertools.router import Completion
+
+        self.calls.append(dict(params))
+        return Completion(content="via fallback", input_tokens=1, output_tokens=1)
+
+    def stream(self, deployment: Deployment, messages: object, params: object):  # type: ignore[no-untyped-def]
+        raise AssertionError("not used")
+
+
+async def test_only_plain_wire_calls_go_direct() -> None:
+    from pydantic import BaseModel
+
+    from aipowertools.core.errors import ConfigurationError
+
+    class Answer(BaseModel):
+        text: str
+
+    with Simulator(models=[SimModel("m", reply="direct")]) as sim:
+        recorder = _Recorder()
+        transport = OpenAICompatibleTransport(recorder)
+        dep = _dep(sim, "m")
+        hi = [{"role": "user", "content": "hi"}]
+        plain = {"temperature": 0.2, "response_format": {"type": "json_object"}}
+        assert transport.handles(dep, plain)
+        assert (await transport.complete(dep, hi, {"temperature": 0.2})).content == "direct"
+        # litellm options and pydantic response formats need litellm's translation
+        for params in ({"drop_params": True}, {"response_format": Answer}):
+            assert not transport.handles(dep, params)
+            assert (await transport.complete(dep, hi, params)).content == "via fallback"
+        assert not transport.handles(dep.replace(params={"num_retries": 2}))
+        assert not transport.handles(Deployment("ollama_chat/llama3"))
+        assert len(recorder.calls) == 2
+        with pytest.raises(ConfigurationError, match="not JSON-serializable"):
+            await transport.complete(dep, [{"role": "user", "content": object()}], {})
+        await transport.aclose()
+    with pytest.raises(ConfigurationError):
+        OpenAICompatibleTransport(max_connections=0)
+
+
+def test_reasoning_models_get_max_completion_tokens() -> None:
+    hi = [{"role": "user", "content": "hi"}]
+    for model, field in (("o3-mini", "max_completion_tokens"), ("gpt-5", "max_completion_tokens"),
+                         ("gpt-4o", "max_tokens")):  # fmt: skip
+        dep = Deployment(f"openai/{model}", api_key="k")
+        _, headers, payload = OpenAICompatibleTransport._request(dep, hi, {"max_tokens": 9}, False)
+        body = json.loads(payload)
+        assert body[field] == 9
+        assert set(body) == {"model", "messages", field}
+        assert headers["Authorization"] == "Bearer k"

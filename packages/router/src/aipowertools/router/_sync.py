@@ -2,12 +2,16 @@
 
 Sync callers (``invoke``, ``chat``) must not spin a new event loop per call: async HTTP
 clients cached by litellm and the frameworks are bound to the loop that created them. One
-daemon thread per process owns one loop for every sync call.
+daemon thread per process owns one loop for every sync call; at interpreter exit it closes
+its async generators (the transports' connection pools) and stops, so no session is left for
+the garbage collector to complain about.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -30,8 +34,20 @@ def _background_loop() -> asyncio.AbstractEventLoop:
                 target=new.run_forever, name="aipowertools-router-sync", daemon=True
             )
             thread.start()
+            if _loop is None:
+                atexit.register(_shutdown)
             _loop = new
         return _loop
+
+
+def _shutdown(timeout: float = 5.0) -> None:
+    """Close the background loop's async generators, then stop it (registered with atexit)."""
+    loop = _loop
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return
+    with contextlib.suppress(Exception):  # exiting: a stuck or broken loop must not block it
+        asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(timeout)
+    loop.call_soon_threadsafe(loop.stop)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
