@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from aipowertools.core import CostTracker, ProviderMonitor
-from aipowertools.core.errors import BudgetExceededError
+from aipowertools.core.errors import BudgetExceededError, ConfigurationError
 from aipowertools.router import LLMRouter, Race
 
 from .conftest import Behaviour, FakeTransport, dep
@@ -143,3 +143,12 @@ def test_default_monitor_and_tracker_from_budget(
     assert isinstance(r.monitor, ProviderMonitor)
     assert r.cost_tracker is not None
     assert r.cost_tracker.remaining_usd("global") == pytest.approx(5.0)
+
+
+def test_monitor_switch_and_bad_monitor(transport: FakeTransport) -> None:
+    assert isinstance(
+        LLMRouter([dep("a")], transport=transport, monitor=True).monitor, ProviderMonitor
+    )
+    assert LLMRouter([dep("a")], transport=transport, monitor=False).monitor is None
+    with pytest.raises(ConfigurationError, match="monitor must be a ProviderMonitor"):
+        LLMRouter([dep("a")], transport=transport, monitor="yes")

@@ -11,6 +11,7 @@ import time
 from functools import partial
 from typing import Any
 
+from aipowertools.core.errors import ConfigurationError
 from aipowertools.router._engine import Candidate
 from aipowertools.router._execute import Observer
 from aipowertools.router._result import Attempt
@@ -103,11 +104,16 @@ def make_observer(monitor: Any) -> tuple[Observer | None, Any]:
     """
     if monitor is False:
         return None, None
-    if monitor is None:
+    if monitor is None or monitor is True:
         from aipowertools.core import ProviderMonitor
 
         monitor = ProviderMonitor()
-    record = monitor.record
+    record = getattr(monitor, "record", None)
+    if not callable(record):
+        raise ConfigurationError(
+            f"monitor must be a ProviderMonitor (or anything with its record() method), True "
+            f"or False; got {type(monitor).__name__}"
+        )
 
     def observe(
         deployment: str,

@@ -104,7 +104,8 @@ class LLMRouter:
             quality floor relaxes as it depletes (``downgrade``).
         cost_tracker: the ``aipowertools.core.CostTracker`` to record into (one is created
             on the embedded default store when a budget is given and this is None).
-        monitor: an ``aipowertools.core.ProviderMonitor`` fed with every attempt.
+        monitor: an ``aipowertools.core.ProviderMonitor`` fed with every attempt (a new one
+            when None or True; False turns the feed off).
         catalog: model catalog for prices and limits (``aipowertools.core.default_catalog()``).
         transport: how deployments are called. The default,
             :class:`OpenAICompatibleTransport`, posts ``openai/`` calls directly and sends
