@@ -114,7 +114,7 @@ def _cpu_per_call(fn: Callable[[], Awaitable[Any]], n: int) -> float:
 
 def bench_call_cpu() -> list[Result]:
     from aipowertools.core import litellm
-    from aipowertools.router import Deployment, LLMRouter, OpenAICompatibleTransport
+    from aipowertools.router import Deployment, LiteLLMTransport, LLMRouter
 
     lm = litellm()
     lm.suppress_debug_info = True
@@ -128,23 +128,17 @@ def bench_call_cpu() -> list[Result]:
                 max_retries=0,
             )  # fmt: skip
 
-        ours = LLMRouter(
-            [Deployment("openai/gpt-4o-mini", api_base=mini, api_key=KEY, local=False),
-             Deployment("openai/gpt-4o", api_base=big, api_key=KEY, local=False)],
-        )  # fmt: skip
-
-        async def routed() -> Any:
-            return await ours.route(messages=MESSAGES, complexity_score=0.2)
-
-        quiet = LLMRouter(ours.deployments, monitor=False)
-        direct = LLMRouter(ours.deployments, transport=OpenAICompatibleTransport())
-
-        async def routed_direct() -> Any:
-            return await direct.route(messages=MESSAGES, complexity_score=0.2)
-
-        async def routed_no_monitor() -> Any:
-            return await quiet.route(messages=MESSAGES, complexity_score=0.2)
-
+        deployments = [
+            Deployment("openai/gpt-4o-mini", api_base=mini, api_key=KEY, local=False),
+            Deployment("openai/gpt-4o", api_base=big, api_key=KEY, local=False),
+        ]
+        routers = {
+            "routed": LLMRouter(deployments),  # the default transport
+            "via_litellm": LLMRouter(deployments, transport=LiteLLMTransport()),
+            "via_litellm_quiet": LLMRouter(
+                deployments, transport=LiteLLMTransport(), monitor=False
+            ),
+        }
         theirs = lm.Router(
             model_list=[
                 {"model_name": "chat", "litellm_params": {
@@ -155,36 +149,43 @@ def bench_call_cpu() -> list[Result]:
             num_retries=0,
         )  # fmt: skip
 
+        def through(router: Any) -> Callable[[], Awaitable[Any]]:
+            async def call() -> Any:
+                return await router.route(messages=MESSAGES, complexity_score=0.2)
+
+            return call
+
         async def litellm_router() -> Any:
             return await theirs.acompletion(model="chat", messages=MESSAGES)
 
+        calls = {"bare": bare, "router": litellm_router}
+        calls.update({name: through(r) for name, r in routers.items()})
         n = 150
-        runs: dict[str, list[float]] = {
-            "bare": [], "routed": [], "quiet": [], "direct": [], "router": []
-        }  # fmt: skip
-        for _ in range(7):  # interleaved, so drift on a shared machine hits all three alike
-            runs["bare"].append(_cpu_per_call(bare, n) * 1e3)
-            runs["routed"].append(_cpu_per_call(routed, n) * 1e3)
-            runs["quiet"].append(_cpu_per_call(routed_no_monitor, n) * 1e3)
-            runs["direct"].append(_cpu_per_call(routed_direct, n) * 1e3)
-            runs["router"].append(_cpu_per_call(litellm_router, n) * 1e3)
+        runs: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(7):  # interleaved, so drift on a shared machine hits all alike
+            for name, call in calls.items():
+                runs[name].append(_cpu_per_call(call, n) * 1e3)
     med = {k: statistics.median(v) for k, v in runs.items()}
+    two = "LLMRouter with 2 openai/ deployments, ProviderMonitor on, no ledger"
     return [
-        Result("routed call client CPU", "ms", med["routed"], peer="bare litellm.acompletion",
-               peer_median=med["bare"], target="<= 1.1x", runs=runs["routed"],
-               peer_runs=runs["bare"],
-               notes="LLMRouter with 2 deployments, ProviderMonitor on, no ledger"),
-        Result("routed call client CPU, monitor off", "ms", med["quiet"],
-               peer="bare litellm.acompletion", peer_median=med["bare"], target="<= 1.1x",
-               runs=runs["quiet"], peer_runs=runs["bare"],
-               notes="LLMRouter(monitor=False): the ProviderMonitor feed costs ~0.1 ms/call"),
         Result("routed call client CPU", "ms", med["routed"], peer="litellm.Router.acompletion",
                peer_median=med["router"], target="<= 0.5x", runs=runs["routed"],
-               peer_runs=runs["router"], notes="default litellm transport"),
-        Result("routed call client CPU, OpenAICompatibleTransport", "ms", med["direct"],
-               peer="litellm.Router.acompletion", peer_median=med["router"], target="<= 0.5x",
-               runs=runs["direct"], peer_runs=runs["router"],
-               notes="direct httpx transport for openai/ deployments, monitor on"),
+               peer_runs=runs["router"], notes=f"{two}; default transport (direct aiohttp POST)"),
+        Result("routed call client CPU", "ms", med["routed"], peer="bare litellm.acompletion",
+               peer_median=med["bare"], target="<= 1.1x", runs=runs["routed"],
+               peer_runs=runs["bare"], notes=f"{two}; default transport"),
+        Result("routed call client CPU, LiteLLMTransport", "ms", med["via_litellm"],
+               peer="bare litellm.acompletion", peer_median=med["bare"], target="<= 1.1x",
+               runs=runs["via_litellm"], peer_runs=runs["bare"],
+               notes=f"{two}; every call through litellm.acompletion"),
+        Result("routed call client CPU, LiteLLMTransport, monitor off", "ms",
+               med["via_litellm_quiet"], peer="bare litellm.acompletion", peer_median=med["bare"],
+               runs=runs["via_litellm_quiet"], peer_runs=runs["bare"],
+               notes="LLMRouter(monitor=False): what the ProviderMonitor feed costs per call"),
+        Result("routed call client CPU, LiteLLMTransport", "ms", med["via_litellm"],
+               peer="litellm.Router.acompletion", peer_median=med["router"],
+               runs=runs["via_litellm"], peer_runs=runs["router"],
+               notes="for reference: a litellm-bound call cannot be half of a Router call"),
     ]  # fmt: skip
 
 
@@ -292,9 +293,48 @@ def bench_hedging() -> list[Result]:
     ]  # fmt: skip
 
 
+def bench_concurrency() -> list[Result]:
+    """1,000 routed calls at once, default transport vs LiteLLMTransport: CPU per call, wall."""
+    from aipowertools.router import LiteLLMTransport, LLMRouter
+
+    spec = {"models": [{"name": "a", "ttft_ms": 50}, {"name": "b"}]}
+    runs: dict[str, list[tuple[float, float]]] = {"default": [], "litellm": []}
+    with simulator(spec) as urls:
+        deployments = [_deployment(urls["a"], "a", 1e-7), _deployment(urls["b"], "b", 1e-6)]
+
+        async def wave(router: Any) -> tuple[float, float]:
+            await _many(router, 50, 50)  # warm the pool
+            start, cpu = time.perf_counter(), time.process_time()
+            results = await _many(router, 1000, 1000)
+            bad = [r for r in results if isinstance(r, BaseException)]
+            if bad:
+                raise bad[0]
+            return (time.process_time() - cpu) / 1000 * 1e3, time.perf_counter() - start
+
+        for _ in range(3):
+            for name, transport in (("default", None), ("litellm", LiteLLMTransport())):
+                router = LLMRouter(
+                    deployments, strategy="least_busy", monitor=False, transport=transport
+                )
+                runs[name].append(asyncio.run(wave(router)))
+    cpu = {k: [c for c, _ in v] for k, v in runs.items()}
+    wall = {k: [w for _, w in v] for k, v in runs.items()}
+    return [
+        Result("1,000 concurrent routed calls, client CPU per call", "ms",
+               statistics.median(cpu["default"]), peer="same router, LiteLLMTransport",
+               peer_median=statistics.median(cpu["litellm"]), runs=cpu["default"],
+               peer_runs=cpu["litellm"], notes="0 errors; least_busy over 2 deployments"),
+        Result("1,000 concurrent routed calls, wall time", "s",
+               statistics.median(wall["default"]), peer="same router, LiteLLMTransport",
+               peer_median=statistics.median(wall["litellm"]), runs=wall["default"],
+               peer_runs=wall["litellm"]),
+    ]  # fmt: skip
+
+
 def main() -> None:
     results = [bench_decision(), bench_import()]
     results += bench_call_cpu()
+    results += bench_concurrency()
     results.append(bench_failover())
     results += bench_hedging()
     write_results("router", results)
