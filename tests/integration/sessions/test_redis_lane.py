@@ -13,7 +13,8 @@ import redis
 
 from aipowertools.core.errors import StoreUnavailableError
 from aipowertools.sessions import Session, SessionLimitError
-from aipowertools.sessions._redis import RedisBackend, _Lane
+from aipowertools.sessions._redis import RedisBackend
+from aipowertools.sessions._redis_lane import Lane
 
 
 class _Counting(redis.Redis):  # type: ignore[type-arg]
@@ -41,7 +42,7 @@ def backend(redis_url: str, client: _Counting) -> Iterator[RedisBackend]:
     b.close()
 
 
-def _lane(backend: RedisBackend) -> _Lane:
+def _lane(backend: RedisBackend) -> Lane:
     lane = backend._lane
     assert lane is not None
     return lane
@@ -123,7 +124,7 @@ def test_threads_share_the_lane_without_losing_or_mixing_replies(backend: RedisB
     for w in range(8):  # each writer's items in its order
         mine = [x for x in stored if x.startswith(f"{w}:".encode())]
         assert mine == [f"{w}:{i}".encode() for i in range(100)]
-    assert len(_lane(backend)._idle) <= _Lane.KEEP
+    assert len(_lane(backend)._idle) <= Lane.KEEP
 
 
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
