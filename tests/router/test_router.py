@@ -103,6 +103,40 @@ async def test_half_open_trial_closes_circuit(transport: FakeTransport) -> None:
     assert r.state("a").open_until == 0.0
 
 
+@pytest.mark.parametrize("store", [None, "memory://"])
+async def test_health_stays_in_process_by_default(
+    transport: FakeTransport, monkeypatch: pytest.MonkeyPatch, store: str | None
+) -> None:
+    import aipowertools.core.stores as stores
+    import aipowertools.router._shared_health as shared
+
+    def no_redis(url: object) -> None:
+        raise AssertionError("the per-process default touched Redis")
+
+    monkeypatch.setattr(stores, "async_redis_client", no_redis)
+    monkeypatch.setattr(stores, "redis_client", no_redis)
+    monkeypatch.setattr(shared, "async_redis_client", no_redis)
+    monkeypatch.setenv("AIPOWERTOOLS_STORE", "redis://127.0.0.1:1/0")  # not followed for health
+    transport.behaviours["a"] = Behaviour(fail_rate=1.0)
+    transport.behaviours["c"] = Behaviour(fail_rate=1.0, error=RateLimitedError, retry_after=9)
+    r = router(
+        transport,
+        dep("a", price=1e-7),
+        dep("c", price=2e-7),
+        dep("b", price=1e-6),
+        health=HealthPolicy(failure_threshold=1, cooldown_s=60),
+        health_store=store,
+    )
+    assert r._shared_health is None
+    assert r._executor.health is None
+    assert (await r.route(task="hi")).deployment == "b"  # opens a, parks c
+    assert [c async for c in r.stream(task="hi") if c.content]
+    assert "1 consecutive failures" in r.state("a").open_reason
+    assert r.state("c").parked_until > 0
+    with pytest.raises(ConfigurationError, match="health_refresh_s"):
+        router(transport, dep("a"), health_refresh_s=0)
+
+
 async def test_non_failover_error_is_raised(transport: FakeTransport) -> None:
     transport.behaviours["a"] = Behaviour(fail_rate=1.0, error=ContentPolicyError)
     r = router(transport, dep("a", price=1e-7), dep("b", price=1e-6))

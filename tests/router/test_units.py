@@ -165,6 +165,23 @@ def test_health_policy_and_state_paths() -> None:
     assert (st.p50_ms, st.p90_ms) == (5.0, 9.0)
 
 
+def test_apply_remote_only_extends_unavailability() -> None:
+    st = DeploymentState(HealthPolicy(cooldown_s=10))
+    now = time.monotonic()
+    assert st.apply_remote(open_until=now + 5, open_reason="x (reported by another router)")
+    assert not st.available(now)
+    assert "reported by another router" in st.unavailable_reason(now)
+    assert not st.apply_remote(open_until=now + 1, open_reason="earlier")  # never shortens
+    assert st.open_reason.startswith("x ")
+    assert st.apply_remote(parked_until=now + 20, parked_reason="Retry-After (elsewhere)")
+    assert "(Retry-After (elsewhere))" in st.unavailable_reason(now)
+    st.failure(now, counts=False, retry_after=30)  # a local 429 parking longer takes over
+    assert st.unavailable_reason(now).endswith("(Retry-After)")
+    assert st.available(now + 31)  # then half-open: one trial call
+    st.begin(now + 31)
+    assert not st.available(now + 31)
+
+
 def test_race_delay_and_validation() -> None:
     from aipowertools.router._engine import Candidate
 

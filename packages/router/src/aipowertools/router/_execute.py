@@ -12,7 +12,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aipowertools.core.errors import (
     BudgetExceededError,
@@ -25,6 +25,9 @@ from aipowertools.router._result import Attempt
 from aipowertools.router._strategies import ParallelBest, Race
 from aipowertools.router._transport import Transport
 from aipowertools.router._types import Completion
+
+if TYPE_CHECKING:
+    from aipowertools.router._shared_health import SharedHealth
 
 # Kinds after which the next deployment may succeed where this one failed.
 FAILOVER_KINDS = frozenset(
@@ -83,6 +86,8 @@ class Executor:
         self.accounting = accounting
         self.observer = observer
         self.limiter = limiter
+        #: Where circuit openings and parkings are published for other routers (or None).
+        self.health: SharedHealth | None = None
 
     # ------------------------------------------------------------------ one attempt
     async def attempt(
@@ -141,7 +146,10 @@ class Executor:
             retry_after = error.retry_after
             if kind is ErrorKind.RATE_LIMITED and not retry_after:
                 retry_after = _DEFAULT_PARK_S
+            open_before, parked_before = state.open_until, state.parked_until
             state.failure(time.monotonic(), counts=kind in _HEALTH_KINDS, retry_after=retry_after)
+            if self.health is not None:
+                self.health.report(d.name, state, open_before, parked_before)
             if self.observer is not None:
                 self.observer(d.name, latency, False, 0, kind.value)
             if accounting is not None:
@@ -164,7 +172,10 @@ class Executor:
         record.cost_usd = completion.input_tokens * (
             d.input_cost_per_token or 0.0
         ) + completion.output_tokens * (d.output_cost_per_token or 0.0)
+        open_before = state.open_until
         state.success(latency)
+        if self.health is not None:
+            self.health.report(d.name, state, open_before, state.parked_until)
         if self.observer is not None:
             self.observer(d.name, latency, True, completion.output_tokens, None)
         if accounting is not None:

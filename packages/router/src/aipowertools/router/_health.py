@@ -72,6 +72,7 @@ class DeploymentState:
         "inflight",
         "open_reason",
         "open_until",
+        "parked_reason",
         "parked_until",
         "policy",
         "probing",
@@ -86,6 +87,7 @@ class DeploymentState:
         self.open_until = 0.0
         self.open_reason = ""
         self.parked_until = 0.0
+        self.parked_reason = "Retry-After"
         self.probing = False
         self.feedback_sum = 0.0
         self.feedback_n = 0
@@ -111,7 +113,7 @@ class DeploymentState:
     def unavailable_reason(self, now: float) -> str:
         """Why :meth:`available` is false, for explanations."""
         if now < self.parked_until:
-            return f"rate limited for {self.parked_until - now:.1f} s more (Retry-After)"
+            return f"rate limited for {self.parked_until - now:.1f} s more ({self.parked_reason})"
         if now < self.open_until:
             return f"circuit open for {self.open_until - now:.1f} s more ({self.open_reason})"
         return "circuit half-open, trial call in flight"
@@ -162,8 +164,9 @@ class DeploymentState:
     def failure(self, now: float, *, counts: bool = True, retry_after: float | None = None) -> None:
         """A call failed; ``counts`` is false for failures that are not the deployment's fault."""
         self.inflight = max(0, self.inflight - 1)
-        if retry_after:
-            self.parked_until = max(self.parked_until, now + retry_after)
+        if retry_after and now + retry_after > self.parked_until:
+            self.parked_until = now + retry_after
+            self.parked_reason = "Retry-After"
         if not counts:
             if self.probing:
                 self.probing = False
@@ -185,6 +188,31 @@ class DeploymentState:
             rate = self.error_rate
             if rate >= policy.error_rate_threshold:
                 self._open(now, f"error rate {rate:.0%} over the last {len(self._outcomes)} calls")
+
+    def apply_remote(
+        self,
+        *,
+        open_until: float = 0.0,
+        open_reason: str = "",
+        parked_until: float = 0.0,
+        parked_reason: str = "",
+    ) -> bool:
+        """Take another router's view: unavailable until the given monotonic times, if later.
+
+        Opens the circuit until ``open_until`` / parks the deployment until ``parked_until``
+        when that is later than what this state holds; after it the usual half-open trial
+        applies. Returns True when something changed.
+        """
+        changed = False
+        if open_until > self.open_until:
+            self.open_until = open_until
+            self.open_reason = open_reason
+            changed = True
+        if parked_until > self.parked_until:
+            self.parked_until = parked_until
+            self.parked_reason = parked_reason
+            changed = True
+        return changed
 
     def cancelled(self) -> None:
         """A call was cancelled (lost a race); it says nothing about health."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aipowertools.core.errors import (
     ConfigurationError,
@@ -15,6 +16,7 @@ from aipowertools.core.errors import (
     RateLimitedError,
     RateLimitExceededError,
 )
+from aipowertools.core.stores import parse_store_url
 from aipowertools.router._complexity import (
     ComplexityClassifier,
     downgrade_factor,
@@ -31,6 +33,9 @@ from aipowertools.router._strategies import Strategy, get_strategy
 from aipowertools.router._stream import RouteStream
 from aipowertools.router._sync import iterate_sync, run_sync
 from aipowertools.router._transport import Transport
+
+if TYPE_CHECKING:
+    from aipowertools.router._shared_health import SharedHealth
 
 logger = logging.getLogger("aipowertools.router")
 
@@ -123,6 +128,13 @@ class LLMRouter:
         rate_limit_store: where deployments' ``rpm`` / ``tpm`` limits are counted
             (``memory://`` or ``redis://...`` to share them between processes; by default a
             Redis ``AIPOWERTOOLS_STORE``, else memory).
+        health_store: where deployments' health is shared: ``None`` or ``memory://`` keeps
+            it per process; ``redis://...`` lets routers in several processes / machines see
+            each other's open circuits and Retry-After parkings (only Redis is supported
+            here). A Redis failure never fails a call: it is logged and routing goes on with
+            this process's state.
+        health_refresh_s: with a shared ``health_store``, the shortest interval between two
+            reads of other routers' reports (one ``MGET`` at the start of a call).
 
     Example:
         >>> router = LLMRouter(
@@ -154,6 +166,8 @@ class LLMRouter:
         llamacpp_url: str | None = None,
         expected_output_tokens: int = 512,
         rate_limit_store: str | None = None,
+        health_store: str | None = None,
+        health_refresh_s: float = 0.5,
     ) -> None:
         if budget_usd_per_month is not None and budget_usd_per_month <= 0:
             raise ConfigurationError(
@@ -188,6 +202,9 @@ class LLMRouter:
         self._observer, self.monitor = make_observer(monitor)
         self.rate_limit_store = rate_limit_store
         self._executor = Executor(self.transport, self._accounting, self._observer)
+        self.health_store = health_store
+        self._shared_health = _shared_health(health_store, health_refresh_s)
+        self._executor.health = self._shared_health
         self._sync_limits()
         self._served: OrderedDict[str, str] = OrderedDict()
 
@@ -253,6 +270,16 @@ class LLMRouter:
 
         self.rate_limiter = limiter
         self._executor.limiter = acquire
+
+    async def _refresh_health(self) -> bool:
+        """Apply other routers' health reports (a no-op while fresh or without a shared store).
+
+        Returns True when a deployment's local state changed.
+        """
+        shared = self._shared_health
+        if shared is None or time.monotonic() < shared.next_refresh:
+            return False
+        return await shared.refresh(self.engine.states)
 
     # ------------------------------------------------------------------ deciding
     def _request(
@@ -422,6 +449,9 @@ class LLMRouter:
         rid = request_id or uuid.uuid4().hex
         prompt = prepare(task, messages)
         strat = self.strategy if strategy is None else get_strategy(strategy)
+        shared = self._shared_health
+        if shared is not None and time.monotonic() >= shared.next_refresh:
+            await shared.refresh(self.engine.states)
         prompt, decision = self._decide(
             prompt, strat, rid, allow_trim,
             complexity_score=complexity_score, required_quality=required_quality,
@@ -577,6 +607,31 @@ class LLMRouter:
     def __repr__(self) -> str:
         names = ", ".join(d.name for d in self.deployments)
         return f"LLMRouter([{names}], strategy={self.strategy.name!r})"
+
+
+def _shared_health(url: str | None, refresh_s: float) -> SharedHealth | None:
+    """The shared health publisher / reader for ``health_store`` (None: per process)."""
+    if refresh_s <= 0:
+        raise ConfigurationError(f"health_refresh_s must be positive, got {refresh_s}")
+    if url is None:
+        return None
+    parsed = parse_store_url(url, default="memory://")
+    if parsed.scheme == "memory":
+        return None
+    if parsed.scheme != "redis":
+        raise ConfigurationError(
+            f"health_store {parsed.masked()!r}: deployment health is shared through Redis "
+            "only (redis://host:6379/0), or kept per process with memory:// or None; "
+            f"{parsed.scheme}:// is not supported here (PostgreSQL is not needed for it)"
+        )
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigurationError(
+            "health_store='redis://...' needs the redis package: "
+            "pip install 'aipowertools-router[redis]'"
+        )
+    from aipowertools.router._shared_health import SharedHealth
+
+    return SharedHealth(parsed, refresh_s=refresh_s)
 
 
 _TRACER: Any = None

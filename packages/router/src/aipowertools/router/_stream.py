@@ -55,8 +55,12 @@ class RouteStream:
         attempts: list[Attempt] = []
         errors: list[Exception] = []
         start = time.perf_counter()
+        # The decision was taken synchronously in stream(): other routers' reports read now
+        # can still turn its first choice away.
+        recheck = await self._router._refresh_health()
+        health = executor.health
         for i, cand in enumerate(self.decision.candidates):
-            if i and not cand.state.available(time.monotonic()):
+            if (i or recheck) and not cand.state.available(time.monotonic()):
                 continue
             d = cand.deployment
             state = cand.state
@@ -91,9 +95,12 @@ class RouteStream:
                 retry_after = error.retry_after
                 if error.kind is ErrorKind.RATE_LIMITED and not retry_after:
                     retry_after = 1.0
+                open_before, parked_before = state.open_until, state.parked_until
                 state.failure(
                     time.monotonic(), counts=error.kind in _HEALTH_KINDS, retry_after=retry_after
                 )
+                if health is not None:
+                    health.report(d.name, state, open_before, parked_before)
                 if observer is not None:
                     observer(d.name, record.latency_ms, False, 0, error.kind.value)
                 if accounting is not None:
@@ -156,6 +163,7 @@ class RouteStream:
                     d.input_cost_per_token or 0.0
                 ) + record.output_tokens * (d.output_cost_per_token or 0.0)
                 record.ok = outcome == "ok"
+                open_before, parked_before = state.open_until, state.parked_until
                 if record.ok:
                     record.ledger_key = self.decision.request_id
                     state.success(record.latency_ms)
@@ -165,6 +173,8 @@ class RouteStream:
                 else:
                     record.error_kind = outcome
                     state.failure(time.monotonic())
+                if health is not None:
+                    health.report(d.name, state, open_before, parked_before)
                 if observer is not None:
                     observer(
                         d.name, record.latency_ms, record.ok, record.output_tokens,
