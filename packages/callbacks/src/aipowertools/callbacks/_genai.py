@@ -42,21 +42,41 @@ _PROVIDER_HINTS: tuple[tuple[str, str], ...] = (
 )
 
 
+_provider_cache: dict[str, str | None] = {}
+_UNSEEN = "\0"
+
+
 def provider_name(*hints: object) -> str | None:
     """Map framework hints (``ls_provider``, class path, ``_type``) to a GenAI provider name."""
     for hint in hints:
         if not hint:
             continue
-        text = str(hint).lower()
-        for needle, name in _PROVIDER_HINTS:
-            if needle in text:
-                return name
-        if isinstance(hint, str) and "." not in hint and "-" not in hint:
-            return text
+        if type(hint) is str:
+            known = _provider_cache.get(hint, _UNSEEN)
+            if known is _UNSEEN:
+                known = _provider_of(hint)
+                if len(_provider_cache) < 1024:
+                    _provider_cache[hint] = known
+            if known is not None:
+                return known
+        else:
+            found = _provider_of(hint)
+            if found is not None:
+                return found
     return None
 
 
-@dataclass
+def _provider_of(hint: object) -> str | None:
+    text = str(hint).lower()
+    for needle, name in _PROVIDER_HINTS:
+        if needle in text:
+            return name
+    if isinstance(hint, str) and "." not in hint and "-" not in hint:
+        return text
+    return None
+
+
+@dataclass(slots=True)
 class RunState:
     """What a handler keeps about one run between start and end."""
 
@@ -89,35 +109,61 @@ class RunState:
 
 
 class Runs:
-    """A thread-safe map of run id to :class:`RunState`, bounded to survive lost end events."""
+    """A thread-safe map of run id to :class:`RunState`, bounded to survive lost end events.
+
+    Runs are found by the key they were started with (``key``, else ``state.run_id``): the
+    LangChain handlers use the run's ``UUID`` itself, which spares a string conversion per
+    lookup; a ``UUID`` and its string are accepted alike when looking one up.
+    """
 
     def __init__(self, limit: int = 10_000) -> None:
-        self._runs: dict[str, RunState] = {}
+        self._runs: dict[object, RunState] = {}
         self._lock = threading.Lock()
         self._limit = limit
 
-    def start(self, state: RunState) -> RunState:
+    def start(self, state: RunState, key: object = None) -> RunState:
         """Remember a new run (dropping the oldest when over the limit)."""
         with self._lock:
             if len(self._runs) >= self._limit:
-                self._runs.pop(next(iter(self._runs)))
-            self._runs[state.run_id] = state
+                self._runs.pop(next(iter(self._runs)), None)
+            self._runs[state.run_id if key is None else key] = state
         return state
 
     def get(self, run_id: object) -> RunState | None:
         """The state of a running run."""
-        return self._runs.get(str(run_id)) if run_id is not None else None
+        if run_id is None:
+            return None
+        state = self._runs.get(run_id)
+        if state is None and type(run_id) is not str:
+            state = self._runs.get(str(run_id))  # started under its string form
+        return state
 
     def pop(self, run_id: object) -> RunState | None:
         """Forget a run, returning its state."""
-        with self._lock:
-            return self._runs.pop(str(run_id), None)
+        # dict.pop is atomic: no lock needed against start() or another pop().
+        state = self._runs.pop(run_id, None)
+        if state is None and run_id is not None and type(run_id) is not str:
+            state = self._runs.pop(str(run_id), None)
+        return state
 
     def __len__(self) -> int:
         return len(self._runs)
 
 
 # --------------------------------------------------------------------------------- spans
+_otel: Any = None
+
+
+def _trace_api() -> Any:
+    """``opentelemetry.trace``, imported once (an import statement costs on every call)."""
+    global _otel
+    if _otel is None:
+        from opentelemetry import trace
+
+        _otel = trace
+    return _otel
+
+
 def get_tracer(tracer_provider: Any = None) -> Tracer:
     """A tracer from ``tracer_provider`` or the global provider (a no-op without an SDK)."""
     from opentelemetry import trace
@@ -138,8 +184,7 @@ def start_span(
     client: bool = False,
 ) -> Span:
     """Start a span under ``parent`` (or under the current context when there is none)."""
-    from opentelemetry import trace
-
+    trace = _trace_api()
     context = trace.set_span_in_context(parent) if parent is not None else None
     kind = trace.SpanKind.CLIENT if client else trace.SpanKind.INTERNAL
     attrs = {k: v for k, v in attributes.items() if v is not None}
@@ -150,12 +195,13 @@ def end_span(span: Span | None, attributes: Mapping[str, Any], error: BaseExcept
     """Set the final attributes (and error status) of a span and end it."""
     if span is None:
         return
-    from opentelemetry.trace import Status, StatusCode
-
-    for key, value in attributes.items():
-        if value is not None:
-            span.set_attribute(key, value)
+    if span.is_recording():  # a no-op span keeps nothing: skip the attributes
+        for key, value in attributes.items():
+            if value is not None:
+                span.set_attribute(key, value)
     if error is not None:
+        from opentelemetry.trace import Status, StatusCode
+
         span.set_attribute("error.type", type(error).__qualname__)
         span.record_exception(error)
         span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
@@ -219,6 +265,9 @@ def llm_response_attributes(
 
 
 # --------------------------------------------------------------------------------- cost
+_Usage: Any = None  # aipowertools.core.Usage, imported on first use
+
+
 @dataclass(frozen=True)
 class Tokens:
     """Token counts read from a framework response (converted to core ``Usage`` to record)."""
@@ -240,8 +289,12 @@ class Tokens:
 
     def to_usage(self) -> Any:
         """The core ``Usage`` with these counts."""
-        from aipowertools.core import Usage
+        global _Usage
+        Usage = _Usage
+        if Usage is None:
+            from aipowertools.core import Usage
 
+            _Usage = Usage
         return Usage(
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
@@ -268,6 +321,8 @@ def has_hard_limits(tracker: Any) -> bool:
     """Whether a tracker enforces any hard budget (so calls must reserve first)."""
     budgets = getattr(tracker, "budgets", None)
     limits = getattr(budgets, "limits", ())
+    if not limits:
+        return False
     return any(getattr(limit, "hard", False) for limit in limits)
 
 
@@ -360,11 +415,19 @@ def log_event(
     event: str,
     fields: dict[str, Any],
     span: Span | None,
+    *,
+    defer: bool = False,
 ) -> None:
-    """Emit an event whose trace and span ids are those of the run's span."""
-    record = logger.build(level, "log", event, fields)
-    trace_id, span_id = span_ids(span)
-    if trace_id is not None:
-        record["trace_id"] = trace_id
-        record["span_id"] = span_id
-    logger.emit(record)
+    """Emit an event whose trace and span ids are those of the run's span.
+
+    With ``defer`` the event is assembled and redacted on the writer thread
+    (:meth:`StructuredLogger.submit`): only for fields made for this event alone, holding
+    no exception (whose traceback grows while it propagates).
+    """
+    ids = span_ids(span)
+    # The run's span ids replace the current span's (looked up only when there are none).
+    run_ids = ids if ids[0] is not None else None
+    if defer:
+        logger.submit(level, event, fields, ids=run_ids)
+    else:
+        logger.emit(logger.build(level, "log", event, fields, ids=run_ids))

@@ -14,7 +14,7 @@ from typing import Any
 
 from aipowertools.callbacks import _context
 from aipowertools.callbacks._audit import AuditReport
-from aipowertools.callbacks._pump import Pump, SinkStats
+from aipowertools.callbacks._pump import Deferred, Pump, SinkStats
 from aipowertools.callbacks._redact import Redactor
 from aipowertools.callbacks._sinks import BASE_KEYS, QueryableSink, Sink, dumps
 from aipowertools.callbacks._sql import PostgresSink, SQLiteSink
@@ -33,6 +33,33 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 _MARK = "aipowertools_event"
+_BASE = frozenset(BASE_KEYS)
+_UTC = dt.timezone.utc
+_second: tuple[int, str] = (-1, "")
+
+
+def iso_time(ts: float) -> str:
+    """``datetime.fromtimestamp(ts, utc).isoformat()``, with the seconds part cached.
+
+    Events arrive many per second: only the microseconds change between most of them.
+    """
+    global _second
+    sec = int(ts)
+    if sec != ts and ts > 0:
+        micros = round((ts - sec) * 1e6)  # half-even, as datetime rounds
+        if micros >= 1_000_000:
+            sec, micros = sec + 1, micros - 1_000_000
+    else:
+        micros = 0
+        if sec != ts:  # negative times: leave them to datetime
+            return dt.datetime.fromtimestamp(ts, _UTC).isoformat()
+    cached = _second
+    if cached[0] == sec:
+        head = cached[1]
+    else:
+        head = dt.datetime.fromtimestamp(sec, _UTC).isoformat()[:19]
+        _second = (sec, head)
+    return f"{head}.{micros:06d}+00:00" if micros else f"{head}+00:00"
 
 
 class _Default:
@@ -313,16 +340,87 @@ class StructuredLogger:
         if to_stdlib:
             self._stdlib.log(levelno, _Message(record), extra={_MARK: record})
 
-    def build(self, level: str, kind: str, event: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Assemble and redact one event (used by the callback handlers)."""
+    def build(
+        self,
+        level: str,
+        kind: str,
+        event: str,
+        fields: dict[str, Any],
+        *,
+        ids: tuple[str | None, str | None] | None = None,
+    ) -> dict[str, Any]:
+        """Assemble and redact one event (used by the callback handlers).
+
+        ``ids`` are the trace and span ids to use instead of the current span's (a handler
+        passes its run's span).
+        """
+        return self._assemble(*self._capture(level, kind, event, fields, ids))
+
+    def submit(
+        self,
+        level: str,
+        event: str,
+        fields: dict[str, Any],
+        *,
+        ids: tuple[str | None, str | None] | None = None,
+    ) -> None:
+        """Log an event whose ``fields`` nobody changes afterwards (the callback handlers').
+
+        What belongs to the moment of the call (time, context, trace and correlation ids) is
+        taken now; the event is assembled and redacted on the sinks' writer thread, before
+        any sink sees it. When a standard ``logging`` handler wants the event, it is built
+        here, as :meth:`log` does.
+        """
+        levelno = _LEVELS.get(level)
+        if levelno is None:
+            raise ConfigurationError(f"unknown level {level!r}: use one of {sorted(_LEVELS)}")
+        if self._stdlib.isEnabledFor(levelno):
+            self.emit(self.build(level, "log", event, fields, ids=ids))
+        elif levelno >= self.level and self._pumps:
+            deferred = Deferred(self._assemble, self._capture(level, "log", event, fields, ids))
+            for pump in self._pumps:
+                pump.put(deferred)
+
+    def _capture(
+        self,
+        level: str,
+        kind: str,
+        event: str,
+        fields: dict[str, Any],
+        ids: tuple[str | None, str | None] | None,
+    ) -> tuple[Any, ...]:
+        """What an event takes from the moment and context of the call."""
         ts = time.time()
-        ctx = _context._CONTEXT.get()
-        trace_id, span_id = _context.trace_ids()
-        payload: dict[str, Any] = {k: v for k, v in ctx.items() if k not in BASE_KEYS}
+        ctx = _context._CONTEXT.get()  # never mutated: a change stores a new dict
+        trace_id, span_id = ids if ids is not None else _context.trace_ids()
+        correlation = None
+        if ctx:
+            redactor = self.redactor
+            trace_id = trace_id or _context_str(ctx, "trace_id", redactor)
+            span_id = span_id or _context_str(ctx, "span_id", redactor)
+            correlation = _context_str(ctx, "correlation_id", redactor)
+        correlation = correlation or _context.correlation_id()
+        return level, kind, event, fields, ts, ctx, trace_id, span_id, correlation
+
+    def _assemble(
+        self,
+        level: str,
+        kind: str,
+        event: str,
+        fields: dict[str, Any],
+        ts: float,
+        ctx: dict[str, Any],
+        trace_id: str | None,
+        span_id: str | None,
+        correlation: str,
+    ) -> dict[str, Any]:
+        redactor = self.redactor
+        payload: dict[str, Any] = {k: v for k, v in ctx.items() if k not in _BASE} if ctx else {}
+        content = CONTENT_FIELDS
         for key, value in fields.items():
-            if key in BASE_KEYS:
+            if key in _BASE:
                 key = f"field_{key}"
-            if key in CONTENT_FIELDS:
+            if key in content:
                 if not self.log_content:
                     continue
                 value = self.truncate(value)
@@ -330,17 +428,16 @@ class StructuredLogger:
         # The base fields are made here (times, ids); only the rest can carry secrets.
         record: dict[str, Any] = {
             "ts": ts,
-            "time": dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(),
+            "time": iso_time(ts),
             "level": level,
             "logger": self.name,
-            "event": self.redactor.redact_text(event),
+            "event": redactor.redact_text(event),
             "kind": kind,
-            "trace_id": trace_id or _context_str(ctx, "trace_id", self.redactor),
-            "span_id": span_id or _context_str(ctx, "span_id", self.redactor),
-            "correlation_id": _context_str(ctx, "correlation_id", self.redactor)
-            or _context.correlation_id(),
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "correlation_id": correlation,
         }
-        record.update(self.redactor.redact(payload))
+        record.update(redactor.redact(payload))
         return record
 
     def truncate(self, value: Any) -> Any:

@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,28 @@ def _flush_all_at_exit() -> None:
     deadline = time.monotonic() + 3.0
     for pump in list(_running):
         pump.flush(max(0.0, deadline - time.monotonic()))
+
+
+class Deferred:
+    """An event queued before it is assembled: the writer thread calls ``build(*args)``.
+
+    The callback handlers queue their events this way, so that redaction and assembly run
+    off the calling thread. The result is kept: every sink of a logger gets the same dict.
+    """
+
+    __slots__ = ("_args", "_build", "_record")
+
+    def __init__(self, build: Callable[..., dict[str, Any]], args: tuple[Any, ...]) -> None:
+        self._build = build
+        self._args = args
+        self._record: dict[str, Any] | None = None
+
+    def resolve(self) -> dict[str, Any]:
+        """The assembled event (built on first use)."""
+        record = self._record
+        if record is None:
+            record = self._record = self._build(*self._args)
+        return record
 
 
 @dataclass(frozen=True)
@@ -67,13 +90,18 @@ class Pump:
         batch_size: int = 500,
         max_backoff: float = 5.0,
         idle_exit: float = 30.0,
+        linger: float = 0.05,
     ) -> None:
         self.sink = sink
+        # How long the writer waits after the first event of a batch for more to arrive: one
+        # write (one transaction, one thread wake-up) per burst instead of one per event.
+        self._linger = linger
+        self._flushing = 0
         self._idle_exit = idle_exit
         self._max_buffer = max_buffer
         self._batch_size = batch_size
         self._max_backoff = max_backoff
-        self._buffer: deque[dict[str, Any]] = deque()
+        self._buffer: deque[dict[str, Any] | Deferred] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -85,7 +113,7 @@ class Pump:
         self._reported_drops = 0
         self._wake = threading.Event()
 
-    def put(self, event: dict[str, Any]) -> None:
+    def put(self, event: dict[str, Any] | Deferred) -> None:
         """Queue one event; never blocks and never raises."""
         with self._cond:
             if self._closed:
@@ -124,10 +152,18 @@ class Pump:
                         return
                 if not self._buffer and self._closed:
                     return
-                batch = [
+                if (
+                    self._linger > 0
+                    and len(self._buffer) < self._batch_size
+                    and not (self._closed or self._flushing)
+                ):
+                    # flush() and close() notify: they never wait for the linger to pass.
+                    self._cond.wait(self._linger)
+                queued = [
                     self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))
                 ]
-                self._in_flight = len(batch)
+                self._in_flight = len(queued)
+            batch = self._resolve(queued)
             try:
                 self.sink.write(batch)
             except Exception as exc:  # a failing sink must never take the thread down
@@ -160,6 +196,27 @@ class Pump:
                 self._in_flight = 0
                 self._cond.notify_all()
 
+    def _resolve(self, queued: list[dict[str, Any] | Deferred]) -> list[dict[str, Any]]:
+        """Assemble the deferred events of a batch (one that cannot be built is dropped)."""
+        batch: list[dict[str, Any]] = []
+        failed = 0
+        for event in queued:
+            if type(event) is Deferred:
+                try:
+                    event = event.resolve()
+                except Exception:  # a bug in assembling one event must not stop the others
+                    _log.warning("log sink %s: could not build an event", self.sink.name,
+                                 exc_info=True)  # fmt: skip
+                    failed += 1
+                    continue
+            batch.append(event)  # type: ignore[arg-type]
+        if failed:
+            with self._cond:
+                self._dropped += failed
+                self._in_flight -= failed
+            self._report_drops()
+        return batch
+
     def _report_drops(self) -> None:
         with self._cond:
             new = self._dropped - self._reported_drops
@@ -179,13 +236,18 @@ class Pump:
         deadline = time.monotonic() + timeout
         self._wake.set()  # skip any backoff wait: try now
         with self._cond:
-            while self._buffer or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.05))
-                if self._buffer:
-                    self._wake.set()
+            self._flushing += 1
+            self._cond.notify_all()  # cut a lingering writer's wait short
+            try:
+                while self._buffer or self._in_flight:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(min(remaining, 0.05))
+                    if self._buffer:
+                        self._wake.set()
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, timeout: float = 5.0) -> None:

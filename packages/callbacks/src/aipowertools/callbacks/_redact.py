@@ -161,11 +161,14 @@ class Redactor:
         kind = type(value)
         if kind is str:
             return self.redact_text(value)
-        if value is None or kind in (bool, int, float):
+        if value is None or kind is int or kind is float or kind is bool:
             return value
+        if kind is list or kind is tuple:  # before the (slow) Mapping ABC check
+            return [self.redact(v) for v in value]
         if kind is dict or isinstance(value, Mapping):
             out = {}
             known = self._key_cache
+            texts = self._text_cache
             for k, v in value.items():
                 key = k if type(k) is str else str(k)
                 sensitive = known.get(key)
@@ -175,8 +178,9 @@ class Redactor:
                 if sensitive:
                     out[key] = REDACTED
                 elif vkind is str:
-                    out[key] = self.redact_text(v)
-                elif v is None or vkind in (int, float, bool):
+                    hit = texts.get(v)  # the cached result of redact_text, inline
+                    out[key] = hit if hit is not None else self.redact_text(v)
+                elif v is None or vkind is int or vkind is float or vkind is bool:
                     out[key] = v
                 else:
                     out[key] = self.redact(v)

@@ -12,10 +12,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
@@ -24,6 +26,7 @@ from aipowertools.callbacks._genai import (
     Runs,
     RunState,
     Tokens,
+    _trace_api,
     check_tracker,
     end_span,
     estimate_usage,
@@ -63,9 +66,13 @@ def _first(metadata: Mapping[str, Any], keys: Sequence[str]) -> str | None:
     return None
 
 
-def _params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+_NO_PARAMS: Mapping[str, Any] = {}
+
+
+def _params(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The run's ``invocation_params`` (read only: not copied)."""
     params = kwargs.get("invocation_params")
-    return dict(params) if isinstance(params, Mapping) else {}
+    return params if isinstance(params, Mapping) else _NO_PARAMS
 
 
 def _model_and_provider(
@@ -77,9 +84,11 @@ def _model_and_provider(
         or metadata.get("ls_model_name")
         or params.get("model_id")
     )
-    ident = (serialized or {}).get("id")
-    class_path = ".".join(ident) if isinstance(ident, list) else None
-    provider = provider_name(metadata.get("ls_provider"), class_path, params.get("_type"))
+    provider = provider_name(metadata.get("ls_provider"))
+    if provider is None:  # the class path and type only when LangChain names no provider
+        ident = (serialized or {}).get("id")
+        class_path = ".".join(ident) if isinstance(ident, list) else None
+        provider = provider_name(class_path, params.get("_type"))
     return (str(model) if model else None), provider
 
 
@@ -96,13 +105,48 @@ def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any], d
     return default
 
 
+class _ResultInfo(NamedTuple):
+    """What the handlers read from an ``LLMResult`` (read once, shared by both handlers)."""
+
+    usage: Tokens | None
+    model: str | None
+    response_id: str | None
+    text: str
+    reasons: tuple[str, ...]
+    ledger_key: str | None  # the request id a RouterChatModel recorded the call under
+    cost_usd: float | None  # a cost the response reports itself
+
+
+# The last result read, by weak reference: with a cost and a logging handler on one run, the
+# second handler reuses what the first one read from the same LLMResult object.
+_last_result: tuple[weakref.ref[Any], _ResultInfo] | None = None
+
+
+def _result_info(response: LLMResult) -> _ResultInfo:
+    global _last_result
+    last = _last_result
+    if last is not None and last[0]() is response:
+        return last[1]
+    info = _read_result(response)
+    with contextlib.suppress(TypeError):  # an LLMResult look-alike without weak references
+        _last_result = (weakref.ref(response), info)
+    return info
+
+
 def _usage_from_result(
     response: LLMResult,
 ) -> tuple[Tokens | None, str | None, str | None, str, list[str]]:
     """Usage, response model, response id, completion text and finish reasons of a result."""
+    info = _result_info(response)
+    return info.usage, info.model, info.response_id, info.text, list(info.reasons)
+
+
+def _read_result(response: LLMResult) -> _ResultInfo:
     usage: Tokens | None = None
     model: str | None = None
     response_id: str | None = None
+    ledger_key: str | None = None
+    cost_usd: float | None = None
     texts: list[str] = []
     reasons: list[str] = []
     for generations in response.generations:
@@ -119,6 +163,16 @@ def _usage_from_result(
                 reasons.append(str(reason))
             model = model or meta.get("model_name") or meta.get("model")
             response_id = response_id or meta.get("id") or getattr(message, "id", None)
+            if meta:
+                if (
+                    ledger_key is None
+                    and meta.get("model_provider") == "aipowertools-router"
+                    and meta.get("request_id")
+                ):
+                    ledger_key = str(meta["request_id"])
+                cost = meta.get("cost_usd")
+                if cost_usd is None and isinstance(cost, (int, float)):
+                    cost_usd = float(cost)
             um = getattr(message, "usage_metadata", None)
             if um and not counted:  # n > 1 choices carry the same usage: count it once
                 counted = True
@@ -136,7 +190,15 @@ def _usage_from_result(
                 output_tokens=int(token_usage.get("completion_tokens") or 0),
             )
         model = model or (response.llm_output or {}).get("model_name")
-    return usage, (str(model) if model else None), response_id, "".join(texts), reasons
+    return _ResultInfo(
+        usage,
+        str(model) if model else None,
+        response_id,
+        "".join(texts),
+        tuple(reasons),
+        ledger_key,
+        cost_usd,
+    )
 
 
 def _usage_from_metadata(um: Mapping[str, Any]) -> Tokens:
@@ -254,25 +316,28 @@ class _CostLogic:
         user = _first(meta, _USER_KEYS) or self.user
         session = _first(meta, _SESSION_KEYS) or self.session
         task = _first(meta, _TASK_KEYS) or self.task
-        tags = self.tags + tuple(t for t in state.tags if ":" not in t and t not in self.tags)
+        tags = self.tags
+        if state.tags:
+            tags = tags + tuple(t for t in state.tags if ":" not in t and t not in self.tags)
         return user, session, task, tags
 
     def _finish(
         self, state: RunState, response: LLMResult, run_id: UUID
     ) -> tuple[dict[str, Any], Tokens, str | None]:
         """The ``record`` arguments of a finished run, its usage and the answering model."""
-        usage, response_model, _, text, _ = _usage_from_result(response)
+        info = _result_info(response)
+        usage, response_model = info.usage, info.model
         estimated = usage is None
         if usage is None:
             prompt = state.prompt[0] if state.prompt else None
             if state.kind == "chat" and prompt is not None:
                 prompt = _openai_messages(prompt)
-            usage = estimate_usage(prompt, text, response_model or state.model)
+            usage = estimate_usage(prompt, info.text, response_model or state.model)
         user, session, task, tags = self._who(state)
         trace_id, _ = span_ids(_current_span())
         record = record_kwargs(
             state,
-            request_id=_ledger_key(response) or str(run_id),
+            request_id=info.ledger_key or state.run_id,
             usage=usage,
             model=response_model or state.model,
             estimated=estimated,
@@ -349,7 +414,7 @@ class CostCallbackHandler(_CostLogic, BaseCallbackHandler):
         if reserve is not None:
             # Raises BudgetExceededError before the provider is called (raise_error=True).
             state.reservation = self.tracker.reserve(**reserve)
-        self._runs.start(state)
+        self._runs.start(state, run_id)
 
     def on_chat_model_start(
         self,
@@ -466,7 +531,7 @@ class AsyncCostCallbackHandler(_CostLogic, AsyncCallbackHandler):
             )
             if reserve is not None:
                 state.reservation = await self.tracker.areserve(**reserve)
-            self._runs.start(state)
+            self._runs.start(state, run_id)
         except BudgetExceededError:
             raise
         except Exception:
@@ -538,18 +603,11 @@ def _ledger_key(response: LLMResult) -> str | None:
 
     Using it makes the handler and the router write the same ledger record (no double count).
     """
-    for generations in response.generations:
-        for gen in generations:
-            meta = getattr(getattr(gen, "message", None), "response_metadata", None) or {}
-            if meta.get("model_provider") == "aipowertools-router" and meta.get("request_id"):
-                return str(meta["request_id"])
-    return None
+    return _result_info(response).ledger_key
 
 
 def _current_span() -> Any:
-    from opentelemetry import trace
-
-    return trace.get_current_span()
+    return _trace_api().get_current_span()
 
 
 class LoggingCallbackHandler(BaseCallbackHandler):
@@ -601,9 +659,9 @@ class LoggingCallbackHandler(BaseCallbackHandler):
         *,
         client: bool = False,
     ) -> RunState:
-        parent = self._runs.get(parent_run_id)
         span = None
         if self._tracer is not None:
+            parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
             span = start_span(
                 self._tracer, span_name, parent.span if parent else None, attributes, client=client
             )
@@ -615,22 +673,30 @@ class LoggingCallbackHandler(BaseCallbackHandler):
                 started=time.perf_counter(),
                 parent_run_id=str(parent_run_id) if parent_run_id else None,
                 span=span,
-                tags=tuple(tags or ()),
-            )
+                tags=tuple(tags) if tags else (),
+            ),
+            run_id,
         )
 
     def _event(self, level: str, event: str, state: RunState, **fields: Any) -> None:
         if self.logger is None:
             return
-        fields = {
+        self._log(level, event, state, fields)
+
+    def _log(self, level: str, event: str, state: RunState, fields: Mapping[str, Any]) -> None:
+        assert self.logger is not None
+        merged: dict[str, Any] = {
             "run_id": state.run_id,
             "parent_run_id": state.parent_run_id,
             "run_type": state.kind,
             "name": state.name,
-            **({"tags": list(state.tags)} if state.tags else {}),
-            **fields,
         }
-        log_event(self.logger, level, event, fields, state.span)
+        if state.tags:
+            merged["tags"] = list(state.tags)
+        merged.update(fields)
+        # Fields built here, for this event alone: assembled off the calling thread, unless
+        # they carry an exception.
+        log_event(self.logger, level, event, merged, state.span, defer="error" not in merged)
 
     def _close(
         self,
@@ -699,9 +765,8 @@ class LoggingCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None,
         kwargs: Mapping[str, Any],
     ) -> None:
-        meta = metadata or {}
         params = _params(kwargs)
-        model, provider = _model_and_provider(serialized, meta, params)
+        model, provider = _model_and_provider(serialized, metadata or _NO_PARAMS, params)
         kind = "chat_model" if operation == "chat" else "llm"
         state = self._open(
             kind,
@@ -710,25 +775,20 @@ class LoggingCallbackHandler(BaseCallbackHandler):
             run_id,
             parent_run_id,
             tags,
-            llm_request_attributes(operation, model, provider, params),
+            llm_request_attributes(operation, model, provider, params)
+            if self._tracer is not None
+            else _NO_PARAMS,
             client=True,
         )
         state.model, state.provider = model, provider
-        content = self._content(prompt)
-        if content is not None and operation == "chat":
-            content = [_openai_messages(m) for m in prompt]
-        self._event(
-            "info",
-            event,
-            state,
-            model=model,
-            provider=provider,
-            **(
-                {"messages" if operation == "chat" else "prompts": content}
-                if content is not None
-                else {}
-            ),
-        )
+        if self.logger is None:
+            return
+        fields: dict[str, Any] = {"model": model, "provider": provider}
+        if self.logger.log_content:
+            fields["messages" if operation == "chat" else "prompts"] = (
+                [_openai_messages(m) for m in prompt] if operation == "chat" else list(prompt)
+            )
+        self._log("info", event, state, fields)
 
     def on_chat_model_start(
         self,
@@ -786,34 +846,40 @@ class LoggingCallbackHandler(BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         """Close the model span with usage and finish reasons and log ``*_end``."""
-        state = self._runs.get(run_id)
+        state = self._runs.pop(run_id)
         if state is None:
             return
-        usage, response_model, response_id, text, reasons = _usage_from_result(response)
+        info = _result_info(response)
+        usage, response_model, reasons = info.usage, info.model, info.reasons
         inp = int(usage.input_tokens) if usage is not None else None
         out = int(usage.output_tokens) if usage is not None else None
-        ttft = state.ttft_ms()
-        extra: dict[str, Any] = {}
-        cost = _response_cost(response)
-        if cost is not None:
-            extra["cost_usd"] = cost
-        if self.logger is not None and self.logger.log_content:
-            extra["completion"] = text
-        self._close(
-            run_id,
-            "chat_model_end" if state.kind == "chat_model" else "llm_end",
-            None,
-            llm_response_attributes(response_model, response_id, inp, out, reasons),
-            model=state.model,
-            response_model=response_model,
-            provider=state.provider,
-            input_tokens=inp,
-            output_tokens=out,
-            finish_reasons=reasons or None,
-            ttft_ms=round(ttft, 3) if ttft is not None else None,
-            streamed=state.first_token is not None,
-            **extra,
-        )
+        try:
+            if self.logger is not None:
+                ttft = state.ttft_ms()
+                fields: dict[str, Any] = {
+                    "duration_ms": round(state.duration_ms(), 3),
+                    "model": state.model,
+                    "response_model": response_model,
+                    "provider": state.provider,
+                    "input_tokens": inp,
+                    "output_tokens": out,
+                    "finish_reasons": list(reasons) if reasons else None,
+                    "ttft_ms": round(ttft, 3) if ttft is not None else None,
+                    "streamed": state.first_token is not None,
+                }
+                if info.cost_usd is not None:
+                    fields["cost_usd"] = info.cost_usd
+                if self.logger.log_content:
+                    fields["completion"] = info.text
+                event = "chat_model_end" if state.kind == "chat_model" else "llm_end"
+                self._log("info", event, state, fields)
+        finally:
+            if state.span is not None:
+                end_span(
+                    state.span,
+                    llm_response_attributes(response_model, info.response_id, inp, out, reasons),
+                    None,
+                )
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Close the model span with an error and log ``*_error``."""
@@ -922,13 +988,7 @@ class LoggingCallbackHandler(BaseCallbackHandler):
 
 
 def _response_cost(response: LLMResult) -> float | None:
-    for generations in response.generations:
-        for gen in generations:
-            meta = getattr(getattr(gen, "message", None), "response_metadata", None) or {}
-            cost = meta.get("cost_usd")
-            if isinstance(cost, (int, float)):
-                return float(cost)
-    return None
+    return _result_info(response).cost_usd
 
 
 def _error_kind(error: BaseException) -> str | None:
