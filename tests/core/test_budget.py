@@ -4,6 +4,8 @@ import datetime as dt
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aipowertools.core._budget import BudgetAlert, BudgetLimit, Budgets, check_scope
 from aipowertools.core._errors import ConfigurationError
@@ -16,6 +18,7 @@ from aipowertools.core._ledger import (
     check_namespace,
     from_nanos,
     to_nanos,
+    utc_day,
     window,
     window_bounds,
 )
@@ -183,3 +186,25 @@ def test_forecast_method() -> None:
         limit_usd=50.0,
     )
     assert tight.will_exceed
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(min_value=-86400 * 365 * 60, max_value=86400 * 365 * 300, allow_nan=False))
+def test_window_names_match_the_calendar(ts: float) -> None:
+    when = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    assert utc_day(ts) == when.strftime("%Y-%m-%d")
+    assert window("day", ts) == when.strftime("d%Y-%m-%d")
+    assert window("month", ts) == when.strftime("m%Y-%m")
+
+
+def test_window_names_at_day_and_month_edges() -> None:
+    midnight = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp()
+    assert window("day", midnight - 1e-6) == "d2026-02-28"
+    assert window("month", midnight - 1e-6) == "m2026-02"
+    assert window("day", midnight) == "d2026-03-01"
+    assert window("month", midnight) == "m2026-03"
+    assert utc_day(-1.0) == "1969-12-31"
+    # within half a microsecond of midnight: the same rounding as datetime (and window_bounds)
+    assert window("day", midnight - 3e-7) == dt.datetime.fromtimestamp(
+        midnight - 3e-7, dt.timezone.utc
+    ).strftime("d%Y-%m-%d")

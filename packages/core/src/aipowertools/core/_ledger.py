@@ -14,6 +14,7 @@ A *backend* keeps three things in one store so that they change together, atomic
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -86,19 +87,33 @@ class LedgerRecord:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
 
 
+@functools.lru_cache(maxsize=64)
+def _day_names(day: int) -> tuple[str, str]:
+    """``("YYYY-MM-DD", "YYYY-MM")`` of UTC day number ``day`` (days since the epoch).
+
+    POSIX time has no leap seconds, so every UTC day is exactly 86,400 epoch seconds; the
+    names are formatted once per day instead of for every scope and period of every record.
+    """
+    name = dt.datetime.fromtimestamp(day * 86400, dt.timezone.utc).strftime("%Y-%m-%d")
+    return name, name[:7]
+
+
+def _day_number(ts: float) -> int:
+    # Rounded to the microsecond first, as datetime.fromtimestamp rounds (half to even).
+    return math.floor(round(ts, 6) / 86400)
+
+
 def utc_day(ts: float) -> str:
     """``YYYY-MM-DD`` of epoch seconds ``ts`` in UTC."""
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d")
+    return _day_names(_day_number(ts))[0]
 
 
 def window(period: Period, ts: float) -> str:
     """The name of the ``period`` window that contains ``ts`` (UTC): ``d2026-11-21``, ..."""
     if period == "total":
         return "all"
-    when = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
-    if period == "day":
-        return when.strftime("d%Y-%m-%d")
-    return when.strftime("m%Y-%m")
+    day, month = _day_names(_day_number(ts))
+    return "d" + day if period == "day" else "m" + month
 
 
 def window_bounds(period: Period, ts: float) -> tuple[float, float]:
