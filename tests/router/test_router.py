@@ -426,3 +426,19 @@ async def test_route_opens_a_span(transport: FakeTransport) -> None:
     assert ok.attributes["aipowertools.router.attempts"] == 2
     assert ok.attributes["aipowertools.request_id"] == result.request_id
     assert not failed.status.is_ok
+
+
+def test_default_transport_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aipowertools.router import LiteLLMTransport, OpenAICompatibleTransport
+
+    monkeypatch.delenv("AIPOWERTOOLS_ROUTER_TRANSPORT", raising=False)
+    assert isinstance(LLMRouter([dep("a")], catalog={}).transport, OpenAICompatibleTransport)
+    monkeypatch.setenv("AIPOWERTOOLS_ROUTER_TRANSPORT", "litellm")
+    assert isinstance(LLMRouter([dep("a")], catalog={}).transport, LiteLLMTransport)
+    monkeypatch.setenv("AIPOWERTOOLS_ROUTER_TRANSPORT", " Direct ")
+    assert isinstance(LLMRouter([dep("a")], catalog={}).transport, OpenAICompatibleTransport)
+    monkeypatch.setenv("AIPOWERTOOLS_ROUTER_TRANSPORT", "httpx")
+    with pytest.raises(ConfigurationError, match="AIPOWERTOOLS_ROUTER_TRANSPORT='httpx'"):
+        LLMRouter([dep("a")], catalog={})
+    transport = FakeTransport()  # an explicit transport wins over the environment
+    assert LLMRouter([dep("a")], catalog={}, transport=transport).transport is transport

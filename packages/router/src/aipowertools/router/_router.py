@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -32,7 +33,7 @@ from aipowertools.router._result import Attempt, NoDeploymentError, RouteResult
 from aipowertools.router._strategies import Strategy, get_strategy
 from aipowertools.router._stream import RouteStream
 from aipowertools.router._sync import iterate_sync, run_sync
-from aipowertools.router._transport import Transport
+from aipowertools.router._transport import LiteLLMTransport, Transport
 
 if TYPE_CHECKING:
     from aipowertools.router._shared_health import SharedHealth
@@ -115,7 +116,7 @@ class LLMRouter:
         transport: how deployments are called. The default,
             :class:`OpenAICompatibleTransport`, posts ``openai/`` calls directly and sends
             every other call through litellm; ``LiteLLMTransport()`` sends all of them through
-            litellm.
+            litellm (so does ``AIPOWERTOOLS_ROUTER_TRANSPORT=litellm``).
         health: thresholds for cooldown / circuit breaking.
         privacy_policy: extra ``(deployment, request) -> allowed`` rule.
         confidential_tags: request tags that make a request confidential (local only).
@@ -193,7 +194,7 @@ class LLMRouter:
             privacy_policy=privacy_policy,
             downgrade=downgrade,
         )
-        self.transport: Transport = transport or OpenAICompatibleTransport()
+        self.transport: Transport = transport or default_transport()
         from aipowertools.router._accounting import make_accounting, make_observer
 
         self._accounting = make_accounting(cost_tracker, budget_usd_per_month)
@@ -607,6 +608,26 @@ class LLMRouter:
     def __repr__(self) -> str:
         names = ", ".join(d.name for d in self.deployments)
         return f"LLMRouter([{names}], strategy={self.strategy.name!r})"
+
+
+TRANSPORT_ENV = "AIPOWERTOOLS_ROUTER_TRANSPORT"
+
+
+def default_transport() -> Transport:
+    """The transport of a router given none: ``AIPOWERTOOLS_ROUTER_TRANSPORT`` decides.
+
+    ``direct`` (the default) is :class:`OpenAICompatibleTransport` (``openai/`` calls posted
+    directly, everything else through litellm); ``litellm`` sends every call through litellm.
+    """
+    choice = os.environ.get(TRANSPORT_ENV, "").strip().lower() or "direct"
+    if choice == "direct":
+        return OpenAICompatibleTransport()
+    if choice == "litellm":
+        return LiteLLMTransport()
+    raise ConfigurationError(
+        f"{TRANSPORT_ENV}={choice!r} is not a transport: use 'direct' (OpenAI-format calls "
+        "posted directly, the rest through litellm) or 'litellm' (every call through litellm)"
+    )
 
 
 def _shared_health(url: str | None, refresh_s: float) -> SharedHealth | None:
