@@ -6,7 +6,9 @@ only those phases of ``losses, diskcache, redis, postgresql, s3`` and writes
 ``results/sessions-<phases>.json`` instead of ``results/sessions.json``. Messages are built
 before the clock starts: every figure times the append alone, ours and the peers' alike.
 Peers are measured in the same run when installed (``uv sync --group bench``): LlamaIndex
-``RedisChatStore``, langchain-postgres ``PostgresChatMessageHistory``, langchain-community
+``RedisChatStore``, ``PostgresChatStore`` and ``SimpleChatStore`` (its default, persisted to a
+JSON file with ``persist(persist_path=...)`` after each add, loaded with
+``from_persist_path``), langchain-postgres ``PostgresChatMessageHistory``, langchain-community
 ``FileChatMessageHistory``, langchain-redis ``RedisChatMessageHistory`` (needs the RediSearch
 module) and a bare ``diskcache.Deque`` as the embedded floor.
 """
@@ -53,6 +55,64 @@ def _chat(i: int) -> Any:
     from llama_index.core.llms import ChatMessage
 
     return ChatMessage(role="user", content=f"message {i}: " + "lorem ipsum " * 8)
+
+
+def _sqlalchemy_urls(url: str) -> tuple[str, str]:
+    """The sync (psycopg 3) and async (asyncpg) SQLAlchemy URLs of a ``postgresql://`` URL."""
+    rest = url.split("://", 1)[1]
+    return f"postgresql+psycopg://{rest}", f"postgresql+asyncpg://{rest}"
+
+
+def _llama_pg_store(url: str) -> Any:
+    """LlamaIndex ``PostgresChatStore`` on ``url`` (creates its ``peer_chatstore`` table)."""
+    from llama_index.storage.chat_store.postgres import PostgresChatStore
+
+    sync_url, async_url = _sqlalchemy_urls(url)
+    return PostgresChatStore.from_params(
+        connection_string=sync_url, async_connection_string=async_url, table_name="peer_chatstore"
+    )
+
+
+def _dispose_llama_pg(store: Any) -> None:
+    """Close a ``PostgresChatStore``'s connection pools (its engines live in its sessionmakers)."""
+    import asyncio
+
+    with contextlib.suppress(Exception):
+        store._session.kw["bind"].dispose()
+    with contextlib.suppress(Exception):
+        asyncio.run(store._async_session.kw["bind"].dispose())
+
+
+def _simple_store_problem(path: Path) -> str | None:
+    """Why LlamaIndex ``SimpleChatStore`` cannot persist here (None: it round-trips a message).
+
+    Probed before measuring it: with a ``persist`` that raises, every append would count as
+    "lost" for a reason that has nothing to do with concurrent writers.
+    """
+    try:
+        from llama_index.core.storage.chat_store import SimpleChatStore
+
+        store = SimpleChatStore()
+        store.add_message("probe", _chat(0))
+        store.persist(persist_path=str(path))
+        if len(SimpleChatStore.from_persist_path(str(path)).get_messages("probe")) != 1:
+            return "not measured: persist/from_persist_path did not round-trip a message"
+    except ImportError:
+        return None
+    except Exception as exc:
+        import llama_index.core
+        import pydantic
+
+        text = str(exc).splitlines()[0]
+        cause = text[text.rfind("TypeError:") :] if "TypeError:" in text else text
+        return (
+            f"not measured: persist() raises {type(exc).__name__} with pydantic "
+            f"{pydantic.VERSION} and llama-index-core {llama_index.core.__version__} "
+            f"({cause[:120]})"
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    return None
 
 
 def _built(make: Callable[[int], Any], n: int = ROUNDS * PER_ROUND) -> list[Any]:
@@ -161,6 +221,19 @@ def _writer(kind: str, target: str, sid: str, writer: int, count: int) -> None:
         store = RedisChatStore(redis_url=target)
         for i in range(count):
             store.add_message(sid, _chat(writer * 10_000 + i))
+    elif kind == "llama-simple":
+        from llama_index.core.storage.chat_store import SimpleChatStore
+
+        for i in range(count):
+            with contextlib.suppress(Exception):  # it raises on a half-written file
+                simple = SimpleChatStore.from_persist_path(target)
+                simple.add_message(sid, _chat(writer * 10_000 + i))
+                simple.persist(persist_path=target)
+    elif kind == "llama-postgres":
+        pg_store = _llama_pg_store(target)
+        for i in range(count):
+            pg_store.add_message(sid, _chat(writer * 10_000 + i))
+        _dispose_llama_pg(pg_store)
     elif kind == "langchain-postgres":
         import psycopg
         from langchain_postgres import PostgresChatMessageHistory
@@ -186,6 +259,10 @@ def _preimport() -> None:
         "psycopg",
         "langchain_community.chat_message_histories",
         "llama_index.storage.chat_store.redis",
+        "llama_index.core.storage.chat_store",
+        "llama_index.storage.chat_store.postgres",
+        "sqlalchemy.dialects.postgresql.psycopg",
+        "sqlalchemy.dialects.postgresql.asyncpg",
         "langchain_postgres",
     ):
         with contextlib.suppress(ImportError):
@@ -222,6 +299,12 @@ def _ours(url: str) -> Any:
     from aipowertools.sessions.langchain import SessionChatMessageHistory
 
     return SessionChatMessageHistory(f"b-{uuid.uuid4().hex[:12]}", store=url, namespace="bench")
+
+
+def _growth(name: str, samples: list[float]) -> str:
+    """A peer's last 100 appends against its first 100 (whole-file or whole-array rewrites)."""
+    first, last = statistics.median(samples[:100]), statistics.median(samples[-100:])
+    return f"{name}: first 100 {first:.3g} ms, last 100 {last:.3g} ms ({last / first:.2g}x)"
 
 
 def _flatness(
@@ -283,6 +366,26 @@ def bench_diskcache(results: list[Result], tmp: Path) -> None:
         ops["file"] = lambda i: file_history.add_message(msgs[i])
     except ImportError:
         pass
+    simple_path = str(tmp / "simple_chat_store.json")
+    simple_problem = _simple_store_problem(tmp / "simple_probe.json")
+    if simple_problem is None:
+        with contextlib.suppress(ImportError):
+            from llama_index.core.storage.chat_store import SimpleChatStore
+
+            from aipowertools.sessions.llama_index import SessionChatStore
+
+            # the documented way to keep it across restarts: load once, persist after each add
+            simple = SimpleChatStore.from_persist_path(simple_path)
+            ours_li = SessionChatStore(url, namespace="bench")
+            li_ours_key = f"b-{uuid.uuid4().hex[:12]}"
+            chats = _built(_chat)
+
+            def simple_add(i: int) -> None:
+                simple.add_message("bench", chats[i])
+                simple.persist(persist_path=simple_path)
+
+            ops["simple"] = simple_add
+            ops["ours-llama"] = lambda i: ours_li.add_message(li_ours_key, chats[i])
     s = _interleaved(ops)
     results.append(
         Result(
@@ -307,10 +410,7 @@ def bench_diskcache(results: list[Result], tmp: Path) -> None:
             target="<= fastest peer",
             runs=_chunks(s["history"]),
             peer_runs=_chunks(s["file"]) if "file" in s else [],
-            notes=f"file history: first 100 {statistics.median(s['file'][:100]):.3g} ms, "
-            f"last 100 {statistics.median(s['file'][-100:]):.3g} ms"
-            if "file" in s
-            else "",
+            notes=_growth("file history", s["file"]) if "file" in s else "",
         )
     )
     results.append(
@@ -322,6 +422,29 @@ def bench_diskcache(results: list[Result], tmp: Path) -> None:
             peer_median=percentile(s["file"], 99) if "file" in s else None,
         )
     )
+    if "simple" in s:
+        results.append(
+            Result(
+                "LlamaIndex chat store add_message p50 (diskcache)",
+                "ms",
+                statistics.median(s["ours-llama"]),
+                peer="LlamaIndex SimpleChatStore, add + persist(persist_path=...)",
+                peer_median=statistics.median(s["simple"]),
+                target="<= peer",
+                runs=_chunks(s["ours-llama"]),
+                peer_runs=_chunks(s["simple"]),
+                notes=_growth("SimpleChatStore", s["simple"]),
+            )
+        )
+    elif simple_problem:
+        results.append(
+            Result(
+                "LlamaIndex SimpleChatStore add + persist (diskcache phase)",
+                "ms",
+                float("nan"),
+                notes=simple_problem,
+            )
+        )
     file_growth = None
     if "file" in s:
         file_growth = statistics.median(s["file"][-100:]) / statistics.median(s["file"][:100])
@@ -424,18 +547,41 @@ def bench_postgres(results: list[Result], url: str) -> None:
         ops["peer"] = lambda i: peer_history.add_message(msgs[i])
     except ImportError:
         pass
+    li_store: Any = None
+    try:
+        from aipowertools.sessions.llama_index import SessionChatStore
+
+        li_store = _llama_pg_store(url)
+        ours_li = SessionChatStore(url, namespace="bench")
+        li_key, li_ours_key = f"bench-li-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex[:12]}"
+        chats = _built(_chat)
+        ops["llama"] = lambda i: li_store.add_message(li_key, chats[i])
+        ops["ours-llama"] = lambda i: ours_li.add_message(li_ours_key, chats[i])
+    except ImportError:
+        pass
+    except Exception as exc:  # installed but unusable here: say why instead of a figure
+        results.append(
+            Result(
+                "LlamaIndex PostgresChatStore (postgresql)",
+                "ms",
+                float("nan"),
+                notes=f"not measured: {type(exc).__name__}: {exc}",
+            )
+        )
     s = _interleaved(ops)
-    has_peer = "peer" in s
+    names = {"peer": "langchain-postgres", "llama": "LlamaIndex PostgresChatStore"}
+    peers = [k for k in names if k in s]
+    fastest = min(peers, key=lambda k: statistics.median(s[k])) if peers else None
     results.append(
         Result(
             "chat history append p50 (postgresql)",
             "ms",
             statistics.median(s["ours"]),
-            peer="langchain-postgres" if has_peer else None,
-            peer_median=statistics.median(s["peer"]) if has_peer else None,
+            peer=names[fastest] if fastest else None,
+            peer_median=statistics.median(s[fastest]) if fastest else None,
             target="<= fastest peer",
             runs=_chunks(s["ours"]),
-            peer_runs=_chunks(s["peer"]) if has_peer else [],
+            peer_runs=_chunks(s[fastest]) if fastest else [],
         )
     )
     results.append(
@@ -443,10 +589,26 @@ def bench_postgres(results: list[Result], url: str) -> None:
             "chat history append p99 (postgresql)",
             "ms",
             percentile(s["ours"], 99),
-            peer="langchain-postgres" if has_peer else None,
-            peer_median=percentile(s["peer"], 99) if has_peer else None,
+            peer=names[fastest] if fastest else None,
+            peer_median=percentile(s[fastest], 99) if fastest else None,
         )
     )
+    if "llama" in s:
+        results.append(
+            Result(
+                "LlamaIndex chat store add_message p50 (postgresql)",
+                "ms",
+                statistics.median(s["ours-llama"]),
+                peer="LlamaIndex PostgresChatStore",
+                peer_median=statistics.median(s["llama"]),
+                target="<= peer",
+                runs=_chunks(s["ours-llama"]),
+                peer_runs=_chunks(s["llama"]),
+                notes=_growth("PostgresChatStore", s["llama"]),
+            )
+        )
+        li_store.delete_messages(li_key)
+        _dispose_llama_pg(li_store)
     _flatness(url, results, "postgresql", None)
 
 
@@ -532,9 +694,58 @@ def bench_losses(results: list[Result], tmp: Path, pg_url: str | None, s3_url: s
                     )
 
             peers.append(("langchain-postgres", pg_url, pg_count))
+    with contextlib.suppress(ImportError):
+        from llama_index.core.storage.chat_store import SimpleChatStore
+
+        simple_path = str(tmp / "peer_simple_chat_store.json")
+
+        def simple_count(sid: str) -> int:
+            try:
+                return len(SimpleChatStore.from_persist_path(simple_path).get_messages(sid))
+            except Exception:
+                return 0  # corrupted file: nothing readable
+
+        simple_problem = _simple_store_problem(tmp / "simple_probe.json")
+        if simple_problem:
+            results.append(
+                Result(
+                    f"lost of {WRITERS}x{PER_WRITER}, peer LlamaIndex SimpleChatStore",
+                    "items",
+                    float("nan"),
+                    notes=simple_problem,
+                )
+            )
+        else:
+            peers.append(("llama-simple", simple_path, simple_count))
+    if pg_url:
+        try:
+            # the table made here, before the writers start (8 concurrent CREATE TABLEs race)
+            _dispose_llama_pg(_llama_pg_store(pg_url))
+
+            def llama_pg_count(sid: str) -> int:
+                store = _llama_pg_store(pg_url)
+                try:
+                    return len(store.get_messages(sid))
+                finally:
+                    _dispose_llama_pg(store)
+
+            peers.append(("llama-postgres", pg_url, llama_pg_count))
+        except ImportError:
+            pass
+        except Exception as exc:
+            results.append(
+                Result(
+                    f"lost of {WRITERS}x{PER_WRITER}, peer LlamaIndex PostgresChatStore",
+                    "items",
+                    float("nan"),
+                    notes=f"not measured: {type(exc).__name__}: {exc}",
+                )
+            )
     names = {
         "file": "FileChatMessageHistory",
+        "llama-simple": "LlamaIndex SimpleChatStore (from_persist_path/persist)",
         "llama-redis": "LlamaIndex RedisChatStore",
+        "llama-postgres": "LlamaIndex PostgresChatStore",
         "langchain-postgres": "langchain-postgres",
     }
     for kind, target, count in peers:
