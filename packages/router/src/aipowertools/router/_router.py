@@ -450,9 +450,7 @@ class LLMRouter:
         rid = request_id or uuid.uuid4().hex
         prompt = prepare(task, messages)
         strat = self.strategy if strategy is None else get_strategy(strategy)
-        shared = self._shared_health
-        if shared is not None and time.monotonic() >= shared.next_refresh:
-            await shared.refresh(self.engine.states)
+        await self._refresh_health()
         prompt, decision = self._decide(
             prompt, strat, rid, allow_trim,
             complexity_score=complexity_score, required_quality=required_quality,
