@@ -18,7 +18,17 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.needs_version = ">=2024.10"
 
 ROOT = Path(__file__).parent
-DISTRIBUTIONS = ["core", "resilience", "sessions", "callbacks", "router", "testing", "aipowertools"]
+DISTRIBUTIONS = [
+    "core",
+    "resilience",
+    "sessions",
+    "callbacks",
+    "cache",
+    "prompts",
+    "router",
+    "testing",
+    "aipowertools",
+]
 # uv must use the interpreter nox runs on, never download one.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 # litellm must never fetch its price map from the network.

@@ -16,7 +16,17 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ROOT / "packages"
-DISTS = ["core", "resilience", "sessions", "callbacks", "router", "testing", "aipowertools"]
+DISTS = [
+    "core",
+    "resilience",
+    "sessions",
+    "callbacks",
+    "cache",
+    "prompts",
+    "router",
+    "testing",
+    "aipowertools",
+]
 
 
 def _pyproject(dist: str) -> dict:
@@ -73,7 +83,9 @@ def test_dependency_arrows_point_down() -> None:
         "sessions": {"core"},
         "callbacks": {"core"},
         "testing": {"core"},
-        "router": {"core", "resilience"},
+        "cache": {"core"},
+        "prompts": {"core"},
+        "router": {"core", "resilience", "cache", "prompts"},
     }
     for dist, ok in allowed.items():
         deps = " ".join(_pyproject(dist)["project"]["dependencies"])
