@@ -20,6 +20,9 @@ CORE_MODULE_NAMES = {  # owned by the catalog / tokens / cost part of core
     "default_catalog",
     "estimate_cost",
     "litellm",
+    "prompt_upper_bound",
+    "worst_case_cost",
+    "worst_case_rates",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from hypothesis import given, settings
@@ -54,12 +55,20 @@ strategy_names = st.sampled_from(
 
 def _satisfies(d: Deployment, r: RouteRequest) -> bool:
     out = r.max_tokens if r.max_tokens is not None else 512
+    # the reservation: the prompt bounded by the documented margin (estimate x 1.25 plus
+    # 4 framing tokens per message and 3 per call), output at its cap
+    bound = math.ceil(r.prompt_tokens * 1.25) + 4 * r.messages + 3
+    free = not d.input_cost_per_token and not d.output_cost_per_token
     worst = (
-        r.prompt_tokens * d.input_cost_per_token
-        + (  # type: ignore[operator]
-            r.max_tokens if r.max_tokens is not None else d.max_output_tokens
+        0.0
+        if free
+        else (
+            bound * d.input_cost_per_token  # type: ignore[operator]
+            + (  # type: ignore[operator]
+                r.max_tokens if r.max_tokens is not None else d.max_output_tokens
+            )
+            * d.output_cost_per_token
         )
-        * d.output_cost_per_token
     )
     est = (
         r.prompt_tokens * d.input_cost_per_token

@@ -357,8 +357,13 @@ def record_kwargs(
     task: str | None = None,
     tags: Sequence[str] = (),
     trace_id: str | None = None,
+    cost_usd: float | None = None,
 ) -> dict[str, Any]:
-    """The ``CostTracker.record`` arguments for a finished call."""
+    """The ``CostTracker.record`` arguments for a finished call.
+
+    ``cost_usd`` is the cost the response reports itself (a routed answer, priced by the
+    router with core's cost function); without it the tracker prices ``usage``.
+    """
     kwargs: dict[str, Any] = {
         "model": model or state.model,
         "request_id": request_id,
@@ -374,6 +379,8 @@ def record_kwargs(
     }
     if estimated:
         kwargs["cost_exact"] = False
+    if cost_usd is not None:
+        kwargs["cost_usd"] = cost_usd
     if state.reservation is not None:
         kwargs["reservation"] = state.reservation
     return kwargs

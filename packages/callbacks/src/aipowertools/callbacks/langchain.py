@@ -346,6 +346,8 @@ class _CostLogic:
             task=task,
             tags=tags,
             trace_id=trace_id or state.parent_run_id or state.run_id,
+            # a routed answer was priced by the router with core's cost function: one price
+            cost_usd=info.cost_usd if info.ledger_key is not None else None,
         )
         return record, usage, response_model or state.model
 

@@ -96,6 +96,17 @@ def _response_model(response: Any) -> str | None:
     return str(model) if isinstance(model, str) and model else None
 
 
+def _routed(response: Any) -> tuple[str, float] | None:
+    """(request id, cost) of an answer from ``RouterLLM`` (its ``raw`` reports both)."""
+    raw = getattr(response, "raw", None)
+    if not isinstance(raw, Mapping):
+        return None
+    rid, cost = raw.get("request_id"), raw.get("cost_usd")
+    if isinstance(rid, str) and rid and isinstance(cost, int | float) and "deployment" in raw:
+        return rid, float(cost)
+    return None
+
+
 def _response_id(response: Any) -> str | None:
     raw = getattr(response, "raw", None)
     rid = raw.get("id") if isinstance(raw, Mapping) else getattr(raw, "id", None)
@@ -245,10 +256,14 @@ class _Core:
         reasons = _finish_reasons(response)
         if self.tracker is not None:
             try:
+                # A routed answer keeps the router's request id and cost: a router and this
+                # handler sharing one tracker write one record, at one price.
+                routed = _routed(response)
                 record_call(
                     self.tracker,
                     state,
-                    request_id=f"llamaindex:{key}",
+                    request_id=routed[0] if routed else f"llamaindex:{key}",
+                    cost_usd=routed[1] if routed else None,
                     usage=usage,
                     model=response_model or state.model,
                     estimated=estimated,
@@ -521,7 +536,8 @@ def instrument(
 
     Args:
         tracker: ``CostTracker`` to record each LLM call into (request id
-            ``llamaindex:<span id>``); ``None`` to skip cost.
+            ``llamaindex:<span id>``; a ``RouterLLM`` answer keeps the router's request id
+            and cost); ``None`` to skip cost.
         logger: ``StructuredLogger`` for events; ``None`` to skip events.
         tracer_provider: OpenTelemetry tracer provider (the global one by default).
         spans: Whether to create spans.

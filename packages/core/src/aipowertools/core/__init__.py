@@ -7,7 +7,13 @@ from importlib.metadata import version as _version
 
 from aipowertools.core._budget import BudgetAlert, BudgetLimit, Reservation
 from aipowertools.core._catalog import ModelCatalog, ModelInfo, PriceTier, default_catalog
-from aipowertools.core._cost import cost, estimate_cost
+from aipowertools.core._cost import (
+    cost,
+    estimate_cost,
+    prompt_upper_bound,
+    worst_case_cost,
+    worst_case_rates,
+)
 from aipowertools.core._forecast import MonthlyForecast
 from aipowertools.core._ledger import LedgerRecord
 from aipowertools.core._litellm import litellm
@@ -44,4 +50,7 @@ __all__ = [
     "default_catalog",
     "estimate_cost",
     "litellm",
+    "prompt_upper_bound",
+    "worst_case_cost",
+    "worst_case_rates",
 ]

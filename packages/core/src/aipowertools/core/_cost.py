@@ -12,7 +12,15 @@ from aipowertools.core._usage import Usage
 if TYPE_CHECKING:
     from aipowertools.core._catalog import ModelCatalog, ModelInfo
 
-ESTIMATE_MARGIN = 1.1  # applied to estimated prompt token counts in estimate_cost
+#: An estimated prompt token count (a character-based or foreign tokenizer's count) may be
+#: this much below what the provider bills; reservations hold ``ceil(count x margin)``.
+ESTIMATE_MARGIN = 1.25
+#: Tokens a provider may add around each message (role markers, separators) that a counter
+#: of the message text does not see, exact tokenizers included: chat framing differs per
+#: provider. Reservations add them per message ...
+FRAMING_TOKENS_PER_MESSAGE = 4
+#: ... and this many once per call (the primer of the reply).
+FRAMING_TOKENS_PER_CALL = 3
 
 
 def _info(model: str | ModelInfo, catalog: ModelCatalog | None) -> ModelInfo:
@@ -95,6 +103,75 @@ def cost(
     return prompt_cost + completion_cost
 
 
+def prompt_upper_bound(tokens: int, *, estimated: bool, messages: int = 1) -> int:
+    """The most prompt tokens a provider can bill for a prompt counted as ``tokens``.
+
+    An estimated count is raised by :data:`ESTIMATE_MARGIN` (25 %); every count, exact or
+    not, gets :data:`FRAMING_TOKENS_PER_MESSAGE` per message and
+    :data:`FRAMING_TOKENS_PER_CALL` for the provider's chat framing. A provider that bills
+    more than this is settled at what it billed: the ledger and the budget take the real
+    cost, and the overrun is logged as a settle above its reservation.
+
+    Args:
+        tokens: the counted prompt tokens.
+        estimated: whether ``tokens`` is an estimate rather than the model's own tokenizer.
+        messages: how many chat messages the prompt has.
+
+    Returns:
+        The upper bound in tokens.
+
+    Example:
+        >>> prompt_upper_bound(8, estimated=True, messages=1)
+        17
+    """
+    bound = math.ceil(tokens * ESTIMATE_MARGIN) if estimated else tokens
+    return bound + FRAMING_TOKENS_PER_MESSAGE * max(messages, 1) + FRAMING_TOKENS_PER_CALL
+
+
+def worst_case_cost(
+    model: str | ModelInfo,
+    prompt_tokens: int,
+    max_tokens: int,
+    *,
+    estimated: bool,
+    messages: int = 1,
+    catalog: ModelCatalog | None = None,
+) -> float:
+    """The most a call can cost: what a budget reservation holds for it.
+
+    The prompt is bounded by :func:`prompt_upper_bound` and billed at the dearer of the
+    uncached input and cache-write prices; ``max_tokens`` at the dearer of the output and
+    reasoning prices; tiered prices for a prompt of the bounded size apply.
+
+    Args:
+        model: A catalog id, litellm model name, or a :class:`ModelInfo`.
+        prompt_tokens: the counted prompt tokens.
+        max_tokens: the most output tokens the call may produce.
+        estimated: whether ``prompt_tokens`` is an estimate.
+        messages: how many chat messages the prompt has.
+        catalog: The catalog to resolve ``model`` in; defaults to :func:`default_catalog`.
+
+    Returns:
+        An upper bound of the cost in USD.
+    """
+    info = _info(model, catalog)
+    prompt = prompt_upper_bound(prompt_tokens, estimated=estimated, messages=messages)
+    prompt_rate, output_rate = worst_case_rates(info, prompt)
+    return prompt * prompt_rate + max_tokens * output_rate
+
+
+def worst_case_rates(info: ModelInfo, prompt_tokens: int) -> tuple[float, float]:
+    """USD per prompt token and per output token a call can be billed at, at most.
+
+    The dearer of the input and cache-write prices (cache writes can cost more than plain
+    input, as on Anthropic), and of the output and reasoning prices, in the price tier of a
+    prompt of ``prompt_tokens`` (already bounded by :func:`prompt_upper_bound`).
+    """
+    input_rate, output_rate, _read, create_rate = _rates(info, prompt_tokens)
+    reasoning_rate = info.output_cost_per_reasoning_token or 0.0
+    return max(input_rate, create_rate), max(output_rate, reasoning_rate)
+
+
 def estimate_cost(
     messages: str | Sequence[Any],
     model: str | ModelInfo,
@@ -104,10 +181,11 @@ def estimate_cost(
 ) -> float:
     """The worst-case cost of a call, for budget reservations.
 
-    Prompt tokens (counted with :func:`count_tokens`; estimated counts are raised by 10 %)
-    at the uncached input price, plus ``max_tokens`` at the higher of the output and
-    reasoning prices, with tiered prices applied. The real cost (:func:`cost`) is never
-    higher unless the provider returns more tokens than requested.
+    Prompt tokens counted with :func:`count_tokens` and bounded by
+    :func:`prompt_upper_bound` (estimated counts raised by 25 %, chat framing added) at the
+    dearer of the input and cache-write prices, plus ``max_tokens`` at the higher of the
+    output and reasoning prices, with tiered prices applied (:func:`worst_case_cost`). The
+    real cost (:func:`cost`) is never higher unless the provider bills beyond that margin.
 
     Args:
         messages: The prompt: a string or chat messages.
@@ -137,8 +215,7 @@ def estimate_cost(
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
         raise ConfigurationError(f"max_tokens must be a whole number >= 0, got {max_tokens!r}")
     counted = count_tokens(messages, info.id, catalog=catalog)
-    prompt = math.ceil(counted.tokens * ESTIMATE_MARGIN) if counted.estimated else counted.tokens
-    input_rate, output_rate, _read, create_rate = _rates(info, prompt)
-    reasoning_rate = info.output_cost_per_reasoning_token or 0.0
-    # cache writes can cost more than plain input (Anthropic): bound by the dearer of the two
-    return prompt * max(input_rate, create_rate) + max_tokens * max(output_rate, reasoning_rate)
+    n = 1 if isinstance(messages, str) else len(messages)
+    return worst_case_cost(
+        info, counted.tokens, max_tokens, estimated=counted.estimated, messages=n
+    )

@@ -14,6 +14,7 @@ from typing import Any
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.router._engine import Candidate
 from aipowertools.router._execute import Observer
+from aipowertools.router._pricing import usage_of
 from aipowertools.router._result import Attempt
 
 _VIEW_TTL_S = 0.5
@@ -27,7 +28,6 @@ class TrackerAccounting:
         self._view: tuple[float | None, float] = (None, 0.0)
         self._view_at = -1.0
         self._limit = self._monthly_limit()
-        self._usage_cls: Any = None
 
     def _monthly_limit(self) -> float | None:
         for limit in getattr(self.tracker.budgets, "limits", ()):
@@ -63,17 +63,12 @@ class TrackerAccounting:
 
     async def settle(self, token: Any, attempt: Attempt, candidate: Candidate) -> None:
         """Record the attempt once (cost, usage, latency, status) and settle its reservation."""
-        usage_cls = self._usage_cls
-        if usage_cls is None:
-            from aipowertools.core import Usage
-
-            usage_cls = self._usage_cls = Usage
         d = candidate.deployment
         write = self.tracker.arecord if token is None else partial(self.tracker.asettle, token)
         await write(
             model=d.catalog_model or d.model,
             request_id=attempt.ledger_key or attempt.attempt_id,
-            usage=usage_cls(input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens),
+            usage=usage_of(attempt),
             cost_usd=attempt.cost_usd,
             cost_exact=attempt.error_kind != "cancelled",
             provider=d.provider,

@@ -93,6 +93,9 @@ class Deployment:
         tags: free labels, matched by privacy policies and custom strategies.
         params: extra keyword arguments for every call (``temperature``, headers, ...).
         transport: how to call it; the router's default (litellm) when ``None``.
+        pricing: the ``aipowertools.core.ModelInfo`` calls are priced with by core's
+            ``cost()`` (cache, reasoning and tiered prices); filled from the catalog when
+            the router is built, with this deployment's own two prices where they differ.
 
     Example:
         >>> Deployment("ollama_chat/llama3", api_base="http://localhost:11434").local
@@ -122,6 +125,7 @@ class Deployment:
     tags: frozenset[str] = frozenset()
     params: Mapping[str, Any] = field(default_factory=dict)
     transport: Transport | None = field(default=None, repr=False)
+    pricing: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.model or not isinstance(self.model, str):
@@ -225,4 +229,12 @@ def resolve(deployment: Deployment, catalog: Any = None) -> Deployment:
     fill("supports_json", "supports_json", "supports_response_schema", default=False)
     fill("quality", "quality", default=quality_prior(deployment.catalog_model or deployment.model))
     fill("latency_ms", "latency_ms", default=300.0 if deployment.local else 800.0)
+    if deployment.pricing is None and _is_model_info(info):
+        changes["pricing"] = info
     return deployment.replace(**changes) if changes else deployment
+
+
+def _is_model_info(info: Any) -> bool:
+    from aipowertools.core import ModelInfo
+
+    return isinstance(info, ModelInfo)

@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from aipowertools.core import prompt_upper_bound
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.router._complexity import downgrade_factor, quality_floor
 from aipowertools.router._deployment import Deployment
 from aipowertools.router._health import DeploymentState, HealthPolicy
+from aipowertools.router._pricing import worst_cost
 from aipowertools.router._strategies import Strategy
 
 #: Weight of the quality prior against feedback scores (as if it were this many ratings).
@@ -28,6 +30,8 @@ class RouteRequest:
 
     Attributes:
         prompt_tokens: estimated prompt tokens.
+        messages: how many messages the prompt has (for the provider-framing margin of the
+            worst case a reservation holds).
         max_tokens: the caller's output cap, or None.
         expected_output_tokens: output tokens assumed for cost estimates without a cap.
         needs_tools / needs_vision / needs_json: capabilities the call uses.
@@ -43,6 +47,7 @@ class RouteRequest:
 
     prompt_tokens: int
     max_tokens: int | None = None
+    messages: int = 1
     expected_output_tokens: int = 512
     needs_tools: bool = False
     needs_vision: bool = False
@@ -262,6 +267,7 @@ class DecisionEngine:
         """Filter, score and order the deployments for ``request`` with ``strategy``."""
         now = time.monotonic()
         prompt = request.prompt_tokens
+        bound = prompt_upper_bound(prompt, estimated=True, messages=request.messages)
         cap = request.max_tokens
         out_est = cap if cap is not None else request.expected_output_tokens
         needed_window = prompt + (cap if cap is not None else 1)
@@ -316,7 +322,9 @@ class DecisionEngine:
             if conc and st.inflight >= conc:
                 rejected.append((d.name, f"at max concurrency {conc}"))
                 continue
-            worst = prompt * pin + (cap if cap is not None else max_out) * pout
+            worst = (
+                worst_cost(d, bound, cap if cap is not None else max_out) if pin or pout else 0.0
+            )
             if budget is not None and worst > budget:
                 rejected.append((d.name, f"worst case ${worst:.6f} > budget left ${budget:.6f}"))
                 continue

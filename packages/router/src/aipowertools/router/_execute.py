@@ -21,6 +21,7 @@ from aipowertools.core.errors import (
     as_provider_error,
 )
 from aipowertools.router._engine import Candidate, Decision
+from aipowertools.router._pricing import call_cost, usage_of
 from aipowertools.router._result import Attempt
 from aipowertools.router._strategies import ParallelBest, Race
 from aipowertools.router._transport import Transport
@@ -128,7 +129,7 @@ class Executor:
             record.latency_ms = (time.perf_counter() - start) * 1000.0
             record.error_kind = "cancelled"
             record.input_tokens = prompt_tokens
-            record.cost_usd = prompt_tokens * (d.input_cost_per_token or 0.0)
+            record.cost_usd = call_cost(d, usage_of(record))
             state.cancelled()
             if accounting is not None:
                 await _shielded(accounting.settle(token, record, cand))
@@ -169,9 +170,10 @@ class Executor:
         record.latency_ms = latency
         record.input_tokens = completion.input_tokens
         record.output_tokens = completion.output_tokens
-        record.cost_usd = completion.input_tokens * (
-            d.input_cost_per_token or 0.0
-        ) + completion.output_tokens * (d.output_cost_per_token or 0.0)
+        record.cached_input_tokens = completion.cached_input_tokens
+        record.cache_creation_tokens = completion.cache_creation_tokens
+        record.reasoning_tokens = completion.reasoning_tokens
+        record.cost_usd = call_cost(d, usage_of(record))
         open_before = state.open_until
         state.success(latency)
         if self.health is not None:

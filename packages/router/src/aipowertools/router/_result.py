@@ -23,6 +23,9 @@ class Attempt:
         cost_usd: what it cost (estimated from the prompt for cancelled calls).
         input_tokens: prompt tokens (estimated when the provider did not say).
         output_tokens: completion tokens.
+        cached_input_tokens: prompt tokens read from the provider's cache (part of input).
+        cache_creation_tokens: prompt tokens written to the provider's cache (part of input).
+        reasoning_tokens: hidden reasoning tokens (part of output).
         error_kind: ``ErrorKind`` value of the failure, ``"cancelled"`` for a lost race.
         hedge: started as a hedge (race) or in parallel (parallel_best).
         attempt_id: unique id of this attempt.
@@ -36,6 +39,9 @@ class Attempt:
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
     error_kind: str | None = None
     hedge: bool = False
     attempt_id: str = ""
@@ -86,6 +92,7 @@ class RouteResult:
             input_tokens=c.input_tokens,
             output_tokens=c.output_tokens,
             cached_input_tokens=c.cached_input_tokens,
+            cache_creation_tokens=c.cache_creation_tokens,
             reasoning_tokens=c.reasoning_tokens,
         )
 

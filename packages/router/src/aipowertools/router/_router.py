@@ -316,6 +316,7 @@ class LLMRouter:
         return RouteRequest(
             prompt_tokens=prompt.tokens,
             max_tokens=max_tokens,
+            messages=len(prompt.messages),
             expected_output_tokens=self.expected_output_tokens,
             needs_tools=needs_tools,
             needs_vision=prompt.has_images,

@@ -15,6 +15,7 @@ from aipowertools.core.errors import (
     as_provider_error,
 )
 from aipowertools.router._execute import _HEALTH_KINDS, can_fail_over, exhausted
+from aipowertools.router._pricing import call_cost, usage_of
 from aipowertools.router._result import Attempt, RouteResult
 from aipowertools.router._types import Chunk, Completion, ToolCall
 
@@ -117,6 +118,9 @@ class RouteStream:
             call_ids: dict[int, tuple[str, str]] = {}
             in_tokens: int | None = None
             out_tokens: int | None = None
+            cached: int | None = None
+            creation: int | None = None
+            reasoning: int | None = None
             finish: str | None = None
             model: str | None = None
             outcome = "cancelled"
@@ -140,6 +144,12 @@ class RouteStream:
                         in_tokens = chunk.input_tokens
                     if chunk.output_tokens is not None:
                         out_tokens = chunk.output_tokens
+                    if chunk.cached_input_tokens is not None:
+                        cached = chunk.cached_input_tokens
+                    if chunk.cache_creation_tokens is not None:
+                        creation = chunk.cache_creation_tokens
+                    if chunk.reasoning_tokens is not None:
+                        reasoning = chunk.reasoning_tokens
                     finish = chunk.finish_reason or finish
                     model = chunk.model or model
                     yield chunk
@@ -159,9 +169,11 @@ class RouteStream:
                 record.latency_ms = (time.perf_counter() - t0) * 1000.0
                 record.input_tokens = in_tokens if in_tokens is not None else prompt_tokens
                 record.output_tokens = out_tokens if out_tokens is not None else len(content) // 4
-                record.cost_usd = record.input_tokens * (
-                    d.input_cost_per_token or 0.0
-                ) + record.output_tokens * (d.output_cost_per_token or 0.0)
+                if not estimated:
+                    record.cached_input_tokens = cached or 0
+                    record.cache_creation_tokens = creation or 0
+                    record.reasoning_tokens = reasoning or 0
+                record.cost_usd = call_cost(d, usage_of(record))
                 record.ok = outcome == "ok"
                 open_before, parked_before = state.open_until, state.parked_until
                 if record.ok:
@@ -190,6 +202,9 @@ class RouteStream:
                 ],
                 input_tokens=record.input_tokens,
                 output_tokens=record.output_tokens,
+                cached_input_tokens=record.cached_input_tokens,
+                cache_creation_tokens=record.cache_creation_tokens,
+                reasoning_tokens=record.reasoning_tokens,
                 finish_reason=finish,
                 model=model,
                 usage_estimated=estimated,

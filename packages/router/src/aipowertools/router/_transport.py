@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from aipowertools.core import Usage
+from aipowertools.core.errors import ConfigurationError
 from aipowertools.router._types import Chunk, Completion, ToolCall, ToolCallChunk
 
 if TYPE_CHECKING:
     from aipowertools.router._deployment import Deployment
 
 Message = Mapping[str, Any]
+_NO_USAGE = Usage()
 
 
 @runtime_checkable
@@ -43,13 +46,19 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def _tokens(usage: Any) -> tuple[int, int, int, int]:
-    """(input, output, cached input, reasoning) tokens from an OpenAI-shaped usage object."""
-    prompt = int(_get(usage, "prompt_tokens") or 0)
-    completion = int(_get(usage, "completion_tokens") or 0)
-    cached = int(_get(_get(usage, "prompt_tokens_details"), "cached_tokens") or 0)
-    reasoning = int(_get(_get(usage, "completion_tokens_details"), "reasoning_tokens") or 0)
-    return prompt, completion, cached, reasoning
+def _tokens(usage: Any) -> Usage:
+    """The usage of a response, read by core's one reader (cache and reasoning details too).
+
+    OpenAI's ``prompt_tokens_details`` / ``completion_tokens_details`` and litellm's
+    Anthropic-style ``cache_creation_input_tokens`` are understood alike; a payload without
+    usage counts as zero tokens.
+    """
+    if usage is None:
+        return _NO_USAGE
+    try:
+        return Usage.from_any(usage)
+    except ConfigurationError:
+        return _NO_USAGE
 
 
 def completion_from_openai(response: Any) -> Completion:
@@ -65,14 +74,15 @@ def completion_from_openai(response: Any) -> Completion:
         for i, call in enumerate(_get(message, "tool_calls") or ())
     ]
     usage = _get(response, "usage")
-    prompt, completion, cached, reasoning = _tokens(usage)
+    u = _tokens(usage)
     return Completion(
         content=_get(message, "content") or "",
         tool_calls=calls,
-        input_tokens=prompt,
-        output_tokens=completion,
-        cached_input_tokens=cached,
-        reasoning_tokens=reasoning,
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cached_input_tokens=u.cached_input_tokens,
+        cache_creation_tokens=u.cache_creation_tokens,
+        reasoning_tokens=u.reasoning_tokens,
         finish_reason=_get(choice, "finish_reason"),
         model=_get(response, "model"),
         usage_estimated=usage is None,
@@ -101,9 +111,12 @@ def chunk_from_openai(chunk: Any) -> Chunk:
             )
     usage = _get(chunk, "usage")
     if usage is not None and (_get(usage, "prompt_tokens") or _get(usage, "completion_tokens")):
-        prompt, completion, _, _ = _tokens(usage)
-        out.input_tokens = prompt
-        out.output_tokens = completion
+        u = _tokens(usage)
+        out.input_tokens = u.input_tokens
+        out.output_tokens = u.output_tokens
+        out.cached_input_tokens = u.cached_input_tokens
+        out.cache_creation_tokens = u.cache_creation_tokens
+        out.reasoning_tokens = u.reasoning_tokens
     return out
 
 

@@ -112,12 +112,22 @@ def _tool_choice(choice: Any) -> Any:
     return choice
 
 
-def _usage(input_tokens: int, output_tokens: int) -> UsageMetadata:
-    return UsageMetadata(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        total_tokens=input_tokens + output_tokens,
+def _usage(result: RouteResult) -> UsageMetadata:
+    """LangChain's usage of the winning call, with its cache and reasoning details."""
+    u = result.usage
+    usage = UsageMetadata(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        total_tokens=u.input_tokens + u.output_tokens,
     )
+    if u.cached_input_tokens or u.cache_creation_tokens:
+        usage["input_token_details"] = {
+            "cache_read": u.cached_input_tokens,
+            "cache_creation": u.cache_creation_tokens,
+        }
+    if u.reasoning_tokens:
+        usage["output_token_details"] = {"reasoning": u.reasoning_tokens}
+    return usage
 
 
 def _metadata(result: RouteResult) -> dict[str, Any]:
@@ -154,7 +164,7 @@ def _message(result: RouteResult) -> AIMessage:
         content=result.content,
         tool_calls=tool_calls,
         invalid_tool_calls=invalid,
-        usage_metadata=_usage(result.input_tokens, result.output_tokens),
+        usage_metadata=_usage(result),
         response_metadata=_metadata(result),
         id=f"run-{result.request_id}",
     )
@@ -610,7 +620,7 @@ class RouterChatModel(BaseChatModel):
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
-                usage_metadata=_usage(result.input_tokens, result.output_tokens),
+                usage_metadata=_usage(result),
                 response_metadata=_metadata(result),
                 chunk_position="last",
             )

@@ -80,6 +80,23 @@ def _to_openai(message: ChatMessage) -> dict[str, Any]:
     return out
 
 
+def _usage_payload(result: RouteResult) -> dict[str, Any]:
+    """The winning call's usage, OpenAI-shaped with its cache and reasoning details."""
+    c = result.completion
+    return {
+        "input_tokens": c.input_tokens,
+        "output_tokens": c.output_tokens,
+        "prompt_tokens": c.input_tokens,
+        "completion_tokens": c.output_tokens,
+        "total_tokens": c.input_tokens + c.output_tokens,
+        "prompt_tokens_details": {
+            "cached_tokens": c.cached_input_tokens,
+            "cache_creation_tokens": c.cache_creation_tokens,
+        },
+        "completion_tokens_details": {"reasoning_tokens": c.reasoning_tokens},
+    }
+
+
 def _raw(result: RouteResult) -> dict[str, Any]:
     return {
         "model": result.model,
@@ -88,13 +105,7 @@ def _raw(result: RouteResult) -> dict[str, Any]:
         "cost_usd": result.cost,
         "latency_ms": result.latency_ms,
         "request_id": result.request_id,
-        "usage": {
-            "input_tokens": result.input_tokens,
-            "output_tokens": result.output_tokens,
-            "prompt_tokens": result.input_tokens,
-            "completion_tokens": result.output_tokens,
-            "total_tokens": result.input_tokens + result.output_tokens,
-        },
+        "usage": _usage_payload(result),
         "decision": result.decision.as_dict(),
     }
 
