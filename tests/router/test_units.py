@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import re
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -39,6 +41,49 @@ def test_complexity_heuristic_signals() -> None:
     long_chat = [{"role": "assistant", "content": "x"}] * 7 + [{"role": "user", "content": "hi"}]
     assert heuristic_complexity(long_chat) == pytest.approx(0.25, abs=0.01)
     assert heuristic_complexity([{"role": "system", "content": "no user turn"}]) == 0.15
+
+
+class _Recorder:
+    """A stand-in for a compiled pattern that records how many characters it was asked to read."""
+
+    def __init__(self, pattern: re.Pattern[str], seen: list[int]) -> None:
+        self.pattern, self.seen = pattern, seen
+
+    def search(self, text: str) -> re.Match[str] | None:
+        self.seen.append(len(text))
+        return self.pattern.search(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        self.seen.append(len(text))
+        return self.pattern.finditer(text)
+
+
+@pytest.mark.parametrize("size", [1_000, 40_000, 400_000])
+def test_complexity_reads_a_bounded_part_of_any_prompt(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aipowertools.router import _complexity
+
+    seen: list[int] = []
+    for name in ("_CODE", "_REASONING", "_SIMPLE"):
+        monkeypatch.setattr(_complexity, name, _Recorder(getattr(_complexity, name), seen))
+    # Cues only in the middle of a long prompt are not read; cues at either end are.
+    filler = "lorem ipsum " * (size // 12)
+    score = heuristic_complexity([{"role": "user", "content": "Why? " + filler + " debug it"}])
+    assert len(seen) == 3
+    assert max(seen) <= 2 * _complexity.CUE_WINDOW + 1
+    assert score == pytest.approx(min(1.0, 0.15 + 0.35 * min(1, (len(filler) + 14) / 4000) + 0.2))
+
+
+def test_complexity_of_a_short_prompt_reads_all_of_it() -> None:
+    middle = "x" * 3000 + " step by step " + "y" * 3000
+    assert heuristic_complexity([{"role": "user", "content": middle}]) == pytest.approx(
+        0.15 + 0.35 + 0.1, abs=1e-9
+    )
+    long_middle = "x" * 9000 + " step by step " + "y" * 9000
+    assert heuristic_complexity([{"role": "user", "content": long_middle}]) == pytest.approx(
+        0.5, abs=1e-9
+    )
 
 
 def test_message_tokens_and_prepare() -> None:

@@ -11,6 +11,11 @@ The heuristic scores 0..1 as the sum of, clamped to [0, 1]:
 * simple-task cues (``translate``, ``summari[sz]e``, ``classify``, ``extract``, ``yes or no``,
   ``one word``, ``spell``): ``-0.1`` each, at most ``-0.2``.
 
+The cues are looked for in the first and the last 4,000 characters of the turn (the whole turn
+when it is shorter than 8,000), so a decision costs the same for any prompt size: the length
+score saturates at 4,000 characters anyway, and the instruction of a long prompt sits at its
+start or its end (a document pasted in the middle says nothing about the task's difficulty).
+
 The quality floor used by ``cost_optimal`` is ``0.35 + 0.55 x complexity`` (0.35 for trivial
 tasks, 0.9 for the hardest), unless the caller gives ``required_quality``.
 """
@@ -51,20 +56,46 @@ def text_of(message: Mapping[str, Any]) -> str:
     return ""
 
 
+#: Characters read at each end of the last user turn when looking for cues.
+CUE_WINDOW = 4000
+
+
+def _cue_text(text: str) -> str:
+    """The part of ``text`` the cue patterns read: all of it, or its two ends."""
+    if len(text) <= 2 * CUE_WINDOW:
+        return text
+    # A newline between the ends keeps a word cut at either edge from joining the other end.
+    return text[:CUE_WINDOW] + "\n" + text[-CUE_WINDOW:]
+
+
+def _count(pattern: re.Pattern[str], text: str, cap: int) -> int:
+    """Matches of ``pattern`` in ``text``, counting no further than ``cap``."""
+    n = 0
+    for _ in pattern.finditer(text):
+        n += 1
+        if n >= cap:
+            break
+    return n
+
+
 def heuristic_complexity(messages: Sequence[Mapping[str, Any]]) -> float:
-    """Score the difficulty of the last user turn with the documented heuristic (0..1)."""
+    """Score the difficulty of the last user turn with the documented heuristic (0..1).
+
+    The work is bounded: cues are looked for in at most ``2 x CUE_WINDOW`` characters.
+    """
     last = ""
     for message in reversed(messages):
         if message.get("role") == "user":
             last = text_of(message)
             break
     score = 0.15 + 0.35 * min(1.0, len(last) / 4000)
-    if _CODE.search(last):
+    cues = _cue_text(last)
+    if _CODE.search(cues):
         score += 0.2
-    score += min(0.3, 0.1 * len(_REASONING.findall(last)))
+    score += min(0.3, 0.1 * _count(_REASONING, cues, 3))
     if len(messages) > 6:
         score += 0.1
-    score -= min(0.2, 0.1 * len(_SIMPLE.findall(last)))
+    score -= min(0.2, 0.1 * _count(_SIMPLE, cues, 2))
     return min(1.0, max(0.0, score))
 
 
