@@ -562,6 +562,7 @@ def test_public_tracker_api_is_locked() -> None:
         "export_json",
         "forecast_monthly",
         "get_daily_report",
+        "get_total",
         "get_record",
         "on_alert",
         "record",

@@ -19,7 +19,7 @@ from aipowertools.core._ledger import LedgerRecord
 from aipowertools.core._litellm import litellm
 from aipowertools.core._monitor import ProviderMonitor, ProviderStats
 from aipowertools.core._reports import BreakdownRow, DailyReport, TrendPoint
-from aipowertools.core._span import CallSpan
+from aipowertools.core._span import CallSpan, current_call
 from aipowertools.core._tokens import TokenCount, count_tokens
 from aipowertools.core._tracker import CostTracker
 from aipowertools.core._usage import Usage
@@ -47,6 +47,7 @@ __all__ = [
     "__version__",
     "cost",
     "count_tokens",
+    "current_call",
     "default_catalog",
     "estimate_cost",
     "litellm",

@@ -251,6 +251,10 @@ class LedgerQueries:
         aggs = self._backend.aggregate(self._query(start, end, filters), None)
         return sum(a.cost_usd for a in aggs)
 
+    def get_total(self, start: TimeLike = None, end: TimeLike = None, **filters: str) -> float:
+        """:meth:`total_usd` under the roadmap's name (``tracker.get_total()``)."""
+        return self.total_usd(start, end, **filters)
+
     def breakdown(
         self, by: GroupBy, start: TimeLike = None, end: TimeLike = None, **filters: str
     ) -> list[BreakdownRow]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import time
@@ -22,6 +23,21 @@ logger = logging.getLogger("aipowertools.core")
 # A dated snapshot of the same model ("gpt-4o-2024-08-06", "claude-3-5-haiku-20241022"):
 # priced under the name the caller asked for, so prices set for that name still apply.
 _SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest|preview)$")
+
+
+_CURRENT: contextvars.ContextVar[CallSpan | None] = contextvars.ContextVar(
+    "aipowertools_current_call", default=None
+)
+
+
+def current_call() -> CallSpan | None:
+    """The innermost ``track_call`` span open in this context (thread / task), or None.
+
+    Code that makes and records calls itself (the router) reads it to attribute its ledger
+    rows to the span's user, task, session and tags, and hands each finished call to it
+    with :meth:`CallSpan.add_call`, so the span records it without ``span.record()``.
+    """
+    return _CURRENT.get()
 
 
 def _bare(model: str) -> str:
@@ -96,8 +112,30 @@ class CallSpan:
         self.reservation: Reservation | None = None
         self.result: LedgerRecord | None = None
         self._pending: dict[str, Any] | None = None
+        self._calls: list[dict[str, Any]] = []
+        self._covered = False
+        self._token: contextvars.Token[CallSpan | None] | None = None
         self._ts = 0.0
         self._t0 = 0.0
+
+    def add_call(self, tracker: Any, **fields: Any) -> None:
+        """Hand the span a call made inside it, already recorded (or not) by ``tracker``.
+
+        A call recorded in the span's own tracker is not written again (its row already
+        carries the span's attribution); one recorded elsewhere, or not at all
+        (``tracker=None``), is written by the span on exit, under the call's request id, with
+        the span's user, task, session, tags and trace id. An explicit :meth:`record` wins
+        over handed calls.
+
+        Args:
+            tracker: the ``CostTracker`` that recorded the call, or None.
+            **fields: the call's :meth:`CostTracker.record` fields (``model``, ``usage``,
+                ``cost_usd``, ``request_id``, ``provider``, ``latency_ms``, ``status``).
+        """
+        if tracker is self._tracker:
+            self._covered = True
+        else:
+            self._calls.append(dict(fields))
 
     def record(
         self,
@@ -154,6 +192,8 @@ class CallSpan:
                 pending["model"] = answered_model(self.model, _meta(pending["response"])[1])
             pending["request_id"] = pending["request_id"] or self.request_id
             return {**common, **pending}
+        if self._calls or self._covered:
+            return None
         if exc is None:
             logger.warning(
                 "track_call(task_name=%r, model=%r) ended without span.record(); nothing "
@@ -172,9 +212,38 @@ class CallSpan:
             "latency_ms": (time.perf_counter() - self._t0) * 1000,
         }
 
+    def _handed_kwargs(self) -> list[dict[str, Any]]:
+        """``_write`` arguments of the calls handed in with :meth:`add_call`."""
+        common = {
+            "task": self.task,
+            "user": self.user,
+            "session": self.session,
+            "tags": self.tags,
+            "trace_id": self.trace_id,
+        }
+        out = []
+        for i, call in enumerate(self._calls):
+            kwargs = {**call, **common}
+            kwargs["provider"] = call.get("provider") or self.provider
+            kwargs["reservation"] = self.reservation if i == 0 else None
+            out.append(kwargs)
+        return out
+
+    def _enter(self) -> None:
+        self._token = _CURRENT.set(self)
+
+    def _leave(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                _CURRENT.reset(token)
+            except ValueError:  # exited in another context than entered: just clear it
+                _CURRENT.set(None)
+
     def __enter__(self) -> CallSpan:
         self._start()
         self.reservation = self._tracker._span_reserve(self)
+        self._enter()
         return self
 
     def __exit__(
@@ -183,13 +252,16 @@ class CallSpan:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._leave()
         kwargs = self._write_kwargs(exc)
-        if kwargs is None:
+        writes = [kwargs] if kwargs is not None else self._handed_kwargs()
+        if not writes:
             if self.reservation is not None:
                 self._tracker.release(self.reservation)
             return
         try:
-            self.result = self._tracker._write(**kwargs)[0]
+            for one in writes:
+                self.result = self._tracker._write(**one)[0]
         except Exception:
             if exc is None:
                 raise
@@ -198,6 +270,7 @@ class CallSpan:
     async def __aenter__(self) -> CallSpan:
         self._start()
         self.reservation = await self._tracker._span_reserve_async(self)
+        self._enter()
         return self
 
     async def __aexit__(
@@ -206,19 +279,22 @@ class CallSpan:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._leave()
         kwargs = self._write_kwargs(exc)
-        if kwargs is None:
+        writes = [kwargs] if kwargs is not None else self._handed_kwargs()
+        if not writes:
             if self.reservation is not None:
                 await self._tracker.arelease(self.reservation)
             return
+        tracker = self._tracker
         try:
-            written = await self._tracker._off_loop(lambda: self._tracker._write(**kwargs))
+            written = await tracker._off_loop(lambda: [tracker._write(**w)[0] for w in writes])
         except Exception:
             if exc is None:
                 raise
             _log_masked(exc)
         else:
-            self.result = written[0]
+            self.result = written[-1]
 
 
 def _log_masked(exc: BaseException) -> None:

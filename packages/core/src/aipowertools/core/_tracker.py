@@ -667,8 +667,8 @@ class CostTracker(LedgerQueries):
 
     def track_call(
         self,
-        *,
         task_name: str | None = None,
+        *,
         model: str | None = None,
         provider: str | None = None,
         user: str | None = None,
@@ -687,6 +687,12 @@ class CostTracker(LedgerQueries):
         either, the call is only refused once the budget is used up). On exit the record is
         written and the reservation settled in one step; if the block raised before
         ``record``, the reservation is released and an ``"error"`` record of $0 is written.
+
+        Calls the library makes inside the block record themselves into it: an
+        ``LLMRouter`` call (directly or through ``RouterChatModel`` / ``RouterLLM``) takes the
+        span's user, task, session and tags and hands its row to the span, so no
+        ``span.record()`` is needed. ``task_name`` may be given positionally:
+        ``track_call("code_gen")``.
 
         Raises:
             BudgetExceededError: on entry, before the block runs.

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from aipowertools.core.errors import ConfigurationError
+from aipowertools.router._attribution import CURRENT, Attribution
 from aipowertools.router._engine import Candidate
 from aipowertools.router._execute import Observer
 from aipowertools.router._pricing import usage_of
@@ -49,7 +50,13 @@ class TrackerAccounting:
         self._view = (remaining, fraction)
         return self._view
 
-    async def reserve(self, attempt_id: str, candidate: Candidate, request_id: str) -> Any:
+    async def reserve(
+        self,
+        attempt_id: str,
+        candidate: Candidate,
+        request_id: str,
+        who: Attribution | None = None,
+    ) -> Any:
         """Hold the attempt's worst-case cost (raises BudgetExceededError when it cannot).
 
         Free deployments (worst case $0) reserve nothing: a budget full of paid reservations
@@ -57,12 +64,24 @@ class TrackerAccounting:
         """
         if candidate.worst_cost_usd <= 0.0:
             return None
+        who = who or CURRENT.get()
         return await self.tracker.areserve(
-            candidate.worst_cost_usd, request_id=request_id, tags=("router",)
+            candidate.worst_cost_usd,
+            request_id=request_id,
+            user=who.user,
+            task=who.task,
+            tags=_tags(who),
         )
 
-    async def settle(self, token: Any, attempt: Attempt, candidate: Candidate) -> None:
-        """Record the attempt once (cost, usage, latency, status) and settle its reservation."""
+    async def settle(
+        self, token: Any, attempt: Attempt, candidate: Candidate, who: Attribution | None = None
+    ) -> None:
+        """Record the attempt once (cost, usage, latency, status) and settle its reservation.
+
+        The row carries the request's user, task, session and tags (``who``, else the
+        attribution of the request being routed in this context).
+        """
+        who = who or CURRENT.get()
         d = candidate.deployment
         write = self.tracker.arecord if token is None else partial(self.tracker.asettle, token)
         await write(
@@ -74,8 +93,16 @@ class TrackerAccounting:
             provider=d.provider,
             latency_ms=attempt.latency_ms,
             status="ok" if attempt.ok else (attempt.error_kind or "error"),
+            user=who.user,
+            task=who.task,
+            session=who.session,
+            tags=_tags(who),
         )
         self._view_at = -1.0
+
+
+def _tags(who: Attribution) -> tuple[str, ...]:
+    return ("router", *(t for t in who.tags if t != "router"))
 
 
 def make_accounting(tracker: Any, budget_usd_per_month: float | None) -> TrackerAccounting | None:

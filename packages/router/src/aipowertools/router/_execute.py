@@ -48,11 +48,15 @@ _DEFAULT_PARK_S = 1.0
 class Accounting(Protocol):
     """Where attempts are reserved against the budget and recorded (the CostTracker adapter)."""
 
-    async def reserve(self, attempt_id: str, candidate: Candidate, request_id: str) -> Any:
+    async def reserve(
+        self, attempt_id: str, candidate: Candidate, request_id: str, who: Any = None
+    ) -> Any:
         """Reserve the worst-case cost of an attempt; raise BudgetExceededError if it cannot."""
         ...
 
-    async def settle(self, token: Any, attempt: Attempt, candidate: Candidate) -> None:
+    async def settle(
+        self, token: Any, attempt: Attempt, candidate: Candidate, who: Any = None
+    ) -> None:
         """Record what the attempt really cost and release the rest of the reservation."""
         ...
 

@@ -18,6 +18,7 @@ from aipowertools.core.errors import (
     RateLimitExceededError,
 )
 from aipowertools.core.stores import parse_store_url
+from aipowertools.router._attribution import CURRENT, Attribution, attribution, check_params
 from aipowertools.router._complexity import (
     ComplexityClassifier,
     downgrade_factor,
@@ -418,6 +419,9 @@ class LLMRouter:
         deployments: Sequence[str] | None = None,
         allow_trim: bool | None = None,
         request_id: str | None = None,
+        user: str | None = None,
+        task_name: str | None = None,
+        session: str | None = None,
         **params: Any,
     ) -> RouteResult:
         """Route one request and return the answer with its cost, latency and decision.
@@ -439,7 +443,15 @@ class LLMRouter:
             deployments: restrict to these deployment names.
             allow_trim: override the router's ``allow_trim``.
             request_id: your id for the request (feedback and the ledger); generated if None.
-            **params: other provider parameters (``temperature``, ``stop``...).
+            user: who the call is for: the ledger row and ``user:`` budgets (default: the
+                enclosing ``track_call`` span's user).
+            task_name: the task it serves: the ledger row and ``task:`` budgets (default:
+                the enclosing span's task).
+            session: session id for the ledger row (default: the enclosing span's).
+            **params: provider parameters (``temperature``, ``stop``, ``seed``...;
+                provider-specific fields in ``extra_body``). ``complexity=`` is an alias of
+                ``complexity_score``; any other keyword is a ``ConfigurationError`` naming
+                the closest option.
 
         Raises:
             NoDeploymentError: nothing passes the filters.
@@ -448,6 +460,8 @@ class LLMRouter:
             ProviderError: every candidate failed (of the last failure's kind).
         """
         start = time.perf_counter()
+        complexity_score = check_params(params, complexity_score)
+        who = attribution(user, task_name, session, tags)
         rid = request_id or uuid.uuid4().hex
         prompt = prepare(task, messages)
         strat = self.strategy if strategy is None else get_strategy(strategy)
@@ -470,9 +484,13 @@ class LLMRouter:
             "aipowertools.router.route",
             attributes={"aipowertools.request_id": rid, "aipowertools.router.strategy": strat.name},
         ) as span:
-            cand, completion = await self._executor.run(
-                decision, strat, prompt.messages, call_params, prompt.tokens, attempts
-            )
+            attributed = CURRENT.set(who)
+            try:
+                cand, completion = await self._executor.run(
+                    decision, strat, prompt.messages, call_params, prompt.tokens, attempts
+                )
+            finally:
+                CURRENT.reset(attributed)
             d = cand.deployment
             if span.is_recording():
                 span.set_attributes(
@@ -502,6 +520,7 @@ class LLMRouter:
             completion=completion,
             catalog_model=d.catalog_model or d.model,
         )
+        self._hand_to_span(who, result)
         if logger.isEnabledFor(logging.INFO):
             logger.info(
                 "routed %s to %s: $%.6f in %.0f ms after %d attempt(s)",
@@ -532,6 +551,9 @@ class LLMRouter:
         deployments: Sequence[str] | None = None,
         allow_trim: bool | None = None,
         request_id: str | None = None,
+        user: str | None = None,
+        task_name: str | None = None,
+        session: str | None = None,
         **params: Any,
     ) -> RouteStream:
         """Route one request and stream the answer (``async for chunk in router.stream(...)``).
@@ -541,6 +563,8 @@ class LLMRouter:
         returned :class:`RouteStream` holds the ``decision`` from the start and the full
         ``result`` (cost, usage, latency) once the stream is exhausted.
         """
+        complexity_score = check_params(params, complexity_score)
+        who = attribution(user, task_name, session, tags)
         rid = request_id or uuid.uuid4().hex
         prompt = prepare(task, messages)
         strat = self.strategy if strategy is None else get_strategy(strategy)
@@ -552,7 +576,7 @@ class LLMRouter:
             needs_json=response_format is not None, only=deployments,
         )  # fmt: skip
         call_params = _call_params(params, max_tokens, tools, tool_choice, response_format)
-        return RouteStream(self, decision, prompt, call_params)
+        return RouteStream(self, decision, prompt, call_params, who)
 
     def route_sync(self, task: str | None = None, **kwargs: Any) -> RouteResult:
         """:meth:`route` for synchronous code (runs on a background event loop)."""
@@ -597,6 +621,21 @@ class LLMRouter:
         state = self.engine.states.get(name)
         if state is not None:
             state.feedback(score)
+
+    def _hand_to_span(self, who: Attribution, result: RouteResult) -> None:
+        """Give the enclosing ``track_call`` span the finished request (one row for it)."""
+        if who.span is None:
+            return
+        tracker = self._accounting.tracker if self._accounting is not None else None
+        who.span.add_call(
+            tracker,
+            model=result.catalog_model or result.model,
+            usage=result.usage,
+            cost_usd=result.cost,
+            request_id=result.request_id,
+            provider=result.provider,
+            latency_ms=result.latency_ms,
+        )
 
     def _stream_parts(self) -> tuple[Executor, Accounting | None, Observer | None]:
         return self._executor, self._accounting, self._observer

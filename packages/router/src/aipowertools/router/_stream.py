@@ -14,6 +14,7 @@ from aipowertools.core.errors import (
     ProviderError,
     as_provider_error,
 )
+from aipowertools.router._attribution import NOBODY, Attribution
 from aipowertools.router._execute import _HEALTH_KINDS, can_fail_over, exhausted
 from aipowertools.router._pricing import call_cost, usage_of
 from aipowertools.router._result import Attempt, RouteResult
@@ -36,9 +37,15 @@ class RouteStream:
     """
 
     def __init__(
-        self, router: LLMRouter, decision: Decision, prompt: Prompt, params: Mapping[str, Any]
+        self,
+        router: LLMRouter,
+        decision: Decision,
+        prompt: Prompt,
+        params: Mapping[str, Any],
+        who: Attribution = NOBODY,
     ) -> None:
         self._router = router
+        self._who = who
         self.decision = decision
         self._prompt = prompt
         self._params = params
@@ -70,7 +77,9 @@ class RouteStream:
             token = None
             if accounting is not None:
                 try:
-                    token = await accounting.reserve(aid, cand, self.decision.request_id)
+                    token = await accounting.reserve(
+                        aid, cand, self.decision.request_id, who=self._who
+                    )
                 except BudgetExceededError as budget_error:
                     errors.append(budget_error)
                     continue
@@ -105,7 +114,7 @@ class RouteStream:
                 if observer is not None:
                     observer(d.name, record.latency_ms, False, 0, error.kind.value)
                 if accounting is not None:
-                    await accounting.settle(token, record, cand)
+                    await accounting.settle(token, record, cand, who=self._who)
                 errors.append(error)
                 if not can_fail_over(error):
                     raise error from (exc if error is not exc else None)
@@ -193,7 +202,7 @@ class RouteStream:
                         None if record.ok else record.error_kind, self.ttft_ms,
                     )  # fmt: skip
                 if accounting is not None:
-                    await accounting.settle(token, record, cand)
+                    await accounting.settle(token, record, cand, who=self._who)
             completion = Completion(
                 content=content,
                 tool_calls=[
@@ -224,6 +233,7 @@ class RouteStream:
                 completion=completion,
                 catalog_model=d.catalog_model or d.model,
             )
+            self._router._hand_to_span(self._who, self.result)
             await self._router._after_stream(self.decision.request_id, d.name)
             return
         raise exhausted(errors)

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import json
 import os
@@ -54,12 +55,13 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
 from aipowertools.core.errors import ConfigurationError
+from aipowertools.router._attribution import from_metadata
 from aipowertools.router._deployment import Deployment
 from aipowertools.router._result import RouteResult
 from aipowertools.router._router import LLMRouter
@@ -128,6 +130,23 @@ def _usage(result: RouteResult) -> UsageMetadata:
     if u.reasoning_tokens:
         usage["output_token_details"] = {"reasoning": u.reasoning_tokens}
     return usage
+
+
+_STREAM_CONFIG: contextvars.ContextVar[tuple[Any, Any]] = contextvars.ContextVar(
+    "aipowertools_router_stream_config", default=(None, None)
+)
+
+
+def _config_attribution(config: RunnableConfig | None) -> tuple[Any, Any]:
+    config = ensure_config(config)
+    return config.get("metadata"), config.get("tags")
+
+
+def _reset(token: contextvars.Token[tuple[Any, Any]]) -> None:
+    try:
+        _STREAM_CONFIG.reset(token)
+    except ValueError:  # the generator was finished in another context
+        _STREAM_CONFIG.set((None, None))
 
 
 def _metadata(result: RouteResult) -> dict[str, Any]:
@@ -520,9 +539,25 @@ class RouterChatModel(BaseChatModel):
 
     # ------------------------------------------------------------------ call arguments
     def _route_kwargs(
-        self, messages: Sequence[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+        self,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        run_manager: Any = None,
     ) -> dict[str, Any]:
         call: dict[str, Any] = {"messages": _to_openai(messages)}
+        # config["metadata"] (user / task / session keys) and the run's own tags go into the
+        # ledger row and the budget scopes, as the cost callback handler reads them. LangChain
+        # hands _stream no run manager: stream()/astream() keep the config for it instead.
+        metadata, run_tags = (
+            (getattr(run_manager, "metadata", None), getattr(run_manager, "tags", None))
+            if run_manager is not None
+            else _STREAM_CONFIG.get()
+        )
+        call.update(from_metadata(metadata))
+        tags = [t for t in run_tags or () if ":" not in t]
+        if tags:
+            call["tags"] = tags
         for name in _ROUTE_FIELDS:
             value = kwargs.pop(name, getattr(self, name))
             if value is not None:
@@ -562,6 +597,27 @@ class RouterChatModel(BaseChatModel):
         return names
 
     # ------------------------------------------------------------------ generate
+    def stream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[AIMessageChunk]:
+        """LangChain's ``stream``, with the config's metadata and tags kept for attribution."""
+        token = _STREAM_CONFIG.set(_config_attribution(config))
+        try:
+            yield from super().stream(input, config, **kwargs)
+        finally:
+            _reset(token)
+
+    async def astream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[AIMessageChunk]:
+        """LangChain's ``astream``, with the config's metadata and tags kept for attribution."""
+        token = _STREAM_CONFIG.set(_config_attribution(config))
+        try:
+            async for chunk in super().astream(input, config, **kwargs):
+                yield chunk
+        finally:
+            _reset(token)
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -569,7 +625,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = self.router.route_sync(**self._route_kwargs(messages, stop, kwargs))
+        result = self.router.route_sync(**self._route_kwargs(messages, stop, kwargs, run_manager))
         return ChatResult(generations=[ChatGeneration(message=_message(result))])
 
     async def _agenerate(
@@ -579,7 +635,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = await self.router.route(**self._route_kwargs(messages, stop, kwargs))
+        result = await self.router.route(**self._route_kwargs(messages, stop, kwargs, run_manager))
         return ChatResult(generations=[ChatGeneration(message=_message(result))])
 
     def _stream(
@@ -589,7 +645,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
+        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs, run_manager))
         from aipowertools.router._sync import iterate_sync
 
         for chunk in iterate_sync(stream.__aiter__()):
@@ -606,7 +662,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
+        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs, run_manager))
         async for chunk in stream:
             generation = ChatGenerationChunk(message=_chunk_message(chunk))
             if run_manager is not None and chunk.content:

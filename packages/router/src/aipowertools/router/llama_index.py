@@ -30,8 +30,10 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from llama_index_instrumentation.dispatcher import active_instrument_tags
 
 from aipowertools.core.errors import ConfigurationError
+from aipowertools.router._attribution import from_metadata
 from aipowertools.router._result import RouteResult
 from aipowertools.router._router import LLMRouter
 from aipowertools.router._sync import iterate_sync, run_sync
@@ -190,6 +192,9 @@ class RouterLLM(FunctionCallingLLM):
 
     def _kwargs(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
         call: dict[str, Any] = {"messages": [_to_openai(m) for m in messages]}
+        # LlamaIndex's callback context (``with instrument_tags({"user": ..., "task": ...})``)
+        # goes into the ledger row and the budget scopes
+        call.update(from_metadata(active_instrument_tags.get()))
         for name in (*_ROUTE_FIELDS, "temperature", "max_tokens"):
             value = kwargs.pop(name, getattr(self, name))
             if value is not None:
