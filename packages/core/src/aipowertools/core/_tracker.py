@@ -45,6 +45,30 @@ _FIRST_DELAY_S = 0.005
 _MAX_DELAY_S = 0.05
 
 
+def _overrun(record: LedgerRecord, reservation: Reservation) -> None:
+    """Log a settle above its reservation: the real cost is recorded and counts in full.
+
+    Reservations bound the prompt by ``prompt_upper_bound`` (a 25 % margin for estimated
+    token counts plus chat framing); a provider billing beyond that, or a reservation made
+    with a too-low ``estimate_usd``, lands here.
+    """
+    logger.warning(
+        "call %s settled at $%.9f, above its reservation of $%.9f (+%.1f%%): the real cost is "
+        "recorded and counts against the budget in full; raise estimate_usd or max_tokens if "
+        "this repeats",
+        record.request_id,
+        record.cost_usd,
+        reservation.amount_usd,
+        (record.cost_usd / reservation.amount_usd - 1) * 100 if reservation.amount_usd else 100.0,
+        extra={
+            "event": "budget.overrun",
+            "request_id": record.request_id,
+            "cost_usd": record.cost_usd,
+            "reserved_usd": reservation.amount_usd,
+        },
+    )
+
+
 def _backoff(attempt: int) -> float:
     """Jittered exponential delay between reservation attempts while waiting."""
     return min(_MAX_DELAY_S, _FIRST_DELAY_S * 1.5**attempt) * random.uniform(0.5, 1.5)
@@ -491,6 +515,8 @@ class CostTracker(LedgerQueries):
         if reservation is not None and not reservation.done:
             reservation.done = True
             reservation_id = reservation.id
+            if to_nanos(record.cost_usd) > max(to_nanos(reservation.amount_usd), 1):
+                _overrun(record, reservation)
         result = self._backend.write(
             record, reservation_id=reservation_id, thresholds=self.budgets.thresholds(rules)
         )
