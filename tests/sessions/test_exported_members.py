@@ -15,6 +15,7 @@ def test_public_api_is_locked() -> None:
         "SessionIntegrityError",
         "SessionLimitError",
         "SessionLockError",
+        "SessionTypeError",
         "TypeRegistry",
         "Versioned",
         "__version__",

@@ -23,7 +23,12 @@ from aipowertools.sessions._codec import (
     TypeRegistry,
     register_type,
 )
-from aipowertools.sessions._errors import SessionIntegrityError, SessionLimitError, SessionLockError
+from aipowertools.sessions._errors import (
+    SessionIntegrityError,
+    SessionLimitError,
+    SessionLockError,
+    SessionTypeError,
+)
 from aipowertools.sessions._session import Session
 from aipowertools.sessions._stores import default_store_url, open_store
 
@@ -40,6 +45,7 @@ __all__ = [
     "SessionIntegrityError",
     "SessionLimitError",
     "SessionLockError",
+    "SessionTypeError",
     "TypeRegistry",
     "Versioned",
     "__version__",

@@ -57,3 +57,20 @@ class SessionLockError(AIPowerToolsError, TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.session_id, self.name, self.timeout))
+
+
+class SessionTypeError(ConfigurationError, TypeError):
+    """A list operation on a name that holds a value of another type (``append`` to a dict)."""
+
+    def __init__(self, session_id: str, key: str, found: str) -> None:
+        self.session_id = session_id
+        self.key = key
+        self.found = found
+        super().__init__(
+            f"session {session_id!r}, key {key!r} holds a {found}, not a list: append and "
+            f"extend add to lists only. set({key!r}, [...]) to start a list under this name, "
+            "or use another name"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.session_id, self.key, self.found))

@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aipowertools.core.errors import ConfigurationError, SessionConflictError
-from aipowertools.sessions._backend import ABSENT, SessionBackend
+from aipowertools.sessions._backend import ABSENT, SessionBackend, Versioned
 from aipowertools.sessions._codec import Codec
-from aipowertools.sessions._errors import SessionIntegrityError, SessionLimitError
+from aipowertools.sessions._errors import (
+    SessionIntegrityError,
+    SessionLimitError,
+    SessionTypeError,
+)
 from aipowertools.sessions._ids import check_name
 from aipowertools.sessions._stores import open_store
 
@@ -116,6 +120,8 @@ class Session:
         self.lock_timeout = lock_timeout
         self._touched: float | None = None
         self._checked: set[str] = set()
+        # names this object appended to as native lists (no value under them): skip the check
+        self._native_lists: set[str] = set()
         self._pending: list[tuple[str, str, Any, Any]] = []  # (op, key, value, extra)
 
     def __repr__(self) -> str:
@@ -162,8 +168,48 @@ class Session:
             f"list has {have} items; {adding} more exceed max_items={self.max_items}",
         )
 
+    def _extended_value(self, key: str, found: Versioned, items: list[bytes]) -> bytes:
+        """The list value under ``key`` with ``items`` appended (max_items applied)."""
+        current = self._decode(key, found.data)
+        if not isinstance(current, list):
+            raise SessionTypeError(self.session_id, key, type(current).__name__)
+        new = current + [self._decode(key, d) for d in items]
+        if self.max_items is not None and len(new) > self.max_items:
+            if self.trim != "oldest":
+                raise self._limit_error(key, len(current), len(items))
+            new = new[-self.max_items :]
+        return self._encode(key, new)
+
+    def _append_to_value(self, key: str, items: list[bytes], retries: int = 50) -> bool:
+        """Append to a list stored as a *value* (``set(key, [])``), by compare-and-set.
+
+        One name holds one thing: a list ``set`` as a value grows in place, atomically on
+        every backend (a concurrent writer makes the compare-and-set retry). Returns False
+        when ``key`` holds no value, so the caller appends to the native O(1) list.
+
+        Raises:
+            SessionTypeError: ``key`` holds a value that is not a list.
+        """
+        if key in self._native_lists:  # appended natively by this object: no value to check
+            return False
+        ns, sid = self.namespace, self.session_id
+        for attempt in range(retries):
+            found = self.backend.get(ns, sid, key)
+            if found is None:
+                self._native_lists.add(key)
+                return False
+            data = self._extended_value(key, found, items)
+            try:
+                self._write_value(key, data, found.version)
+                return True
+            except SessionConflictError:
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+        raise SessionConflictError(self.session_id, key, "a stable list", "concurrent appends")
+
     def _write_items(self, key: str, items: list[bytes]) -> None:
         ns, sid = self.namespace, self.session_id
+        if self._append_to_value(key, items):
+            return
         if self.max_items is not None and self._bounded is not None:  # one round trip
             self._touch()
             ok, have = self._bounded(ns, sid, key, items, self.max_items, self.trim == "oldest")
@@ -197,6 +243,7 @@ class Session:
             SessionConflictError: another writer changed ``key`` since ``expected_version``.
         """
         self._key(key)
+        self._native_lists.discard(key)
         data = self._encode(key, value)
         if not self.auto_save:
             self._pending.append(("set", key, value, (data, expected_version)))
@@ -267,6 +314,7 @@ class Session:
     def delete(self, key: str) -> None:
         """Remove the value or list stored under ``key`` (no error if there is none)."""
         self._key(key)
+        self._native_lists.discard(key)
         if not self.auto_save:
             self._pending.append(("delete", key, None, None))
             return
@@ -301,7 +349,12 @@ class Session:
     # -- lists --------------------------------------------------------------------------------
 
     def append(self, key: str, value: Any) -> None:
-        """Append ``value`` to the list ``key``; O(1), never rewrites the list."""
+        """Append ``value`` to the list ``key``; O(1), never rewrites the list.
+
+        A list stored with ``set(key, [...])`` grows in place (atomically, by
+        compare-and-set: ``get`` and ``get_all`` see the item); appending to a name that
+        holds a value of another type raises :class:`SessionTypeError`.
+        """
         if key not in self._checked:
             self._key(key)
         data = self._encode(key, value)
@@ -565,6 +618,7 @@ class Session:
         if native is None or not self.auto_save:
             return await asyncio.to_thread(self.set, key, value, expected_version=expected_version)
         self._key(key)
+        self._native_lists.discard(key)
         data = self._encode(key, value)
         await self._atouch(native)
         version: int = await native.aset(
@@ -625,6 +679,11 @@ class Session:
         if not items:
             return
         ns, sid = self.namespace, self.session_id
+        if key not in self._native_lists:
+            if await native.aget(ns, sid, key) is not None:  # a list value: compare-and-set
+                await asyncio.to_thread(self._write_items, key, items)
+                return
+            self._native_lists.add(key)
         bounded = getattr(native, "aappend_bounded", None)
         if self.max_items is not None and bounded is not None:  # one round trip
             await self._atouch(native)
