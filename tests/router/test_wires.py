@@ -164,7 +164,13 @@ def test_ollama_request_options_images_format_and_tools() -> None:
         "http://h:1/api/chat"
     )
     assert ollama.accepts("tool_choice", "auto")
-    assert not ollama.accepts("tool_choice", "required")
+    assert not ollama.accepts("tool_choice", "sometimes")
+    two = [*TOOLS, {"type": "function", "function": {"name": "g", "parameters": {}}}]
+    named = {"type": "function", "function": {"name": "g"}}
+    for choice, names in (("required", ["f", "g"]), (named, ["g"]), ("none", None)):
+        _, _, chosen = ollama.request(dep, [], {"tools": two, "tool_choice": choice}, False)
+        sent = chosen.get("tools")
+        assert ([t["function"]["name"] for t in sent] if sent else None) == names
 
 
 def test_ollama_bad_input_is_a_configuration_error() -> None:

@@ -38,12 +38,27 @@ PARAMS = frozenset({*_OPTIONS, "tools", "tool_choice", "response_format", "keep_
 
 
 def accepts(key: str, value: Any) -> bool:
-    """Whether a known parameter's value can be said on this wire.
+    """Whether a known parameter's value can be said on this wire (see :func:`_tools`)."""
+    return (
+        key != "tool_choice"
+        or value in (None, "auto", "none", "required", "any")
+        or (isinstance(value, Mapping))
+    )
 
-    Ollama has no ``tool_choice``: ``"auto"`` is what it does anyway; any other choice goes to
-    the fallback transport.
+
+def _tools(tools: Sequence[Mapping[str, Any]], choice: Any) -> list[Mapping[str, Any]]:
+    """The tools to send for ``tool_choice``: Ollama has no such field.
+
+    ``"none"`` sends no tools; a named tool sends that tool alone, so it is the only one the
+    model can call; ``"auto"`` and ``"required"`` send them all (Ollama cannot be made to call
+    one: with ``"required"`` the model may still answer in text).
     """
-    return key != "tool_choice" or value in (None, "auto")
+    if choice == "none":
+        return []
+    if isinstance(choice, Mapping):
+        name = (choice.get("function") or {}).get("name") or choice.get("name")
+        return [t for t in tools if (t.get("function") or t).get("name") == name]
+    return list(tools)
 
 
 class StreamError(Exception):
@@ -135,8 +150,9 @@ def request(
     options = {_OPTIONS[k]: v for k, v in merged.items() if k in _OPTIONS and v is not None}
     if options:
         body["options"] = options
-    if merged.get("tools"):
-        body["tools"] = list(merged["tools"])
+    tools = _tools(merged.get("tools") or (), merged.get("tool_choice"))
+    if tools:
+        body["tools"] = tools
     fmt = _format(merged.get("response_format"))
     if fmt is not None:
         body["format"] = fmt
