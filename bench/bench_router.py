@@ -467,11 +467,70 @@ def bench_concurrency() -> list[Result]:
     ]  # fmt: skip
 
 
+def bench_raw_http(reps: int = 5, n: int = 400) -> list[Result]:
+    """Routed call vs a raw aiohttp POST of the same request, at concurrency 1 and 100."""
+    import aiohttp
+
+    from aipowertools.router import Deployment, LLMRouter
+
+    spec = {"models": [{"name": "gpt-4o-mini"}]}
+    body = json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+    out: list[Result] = []
+    with simulator(spec) as urls:
+        base = urls["gpt-4o-mini"]
+        dep = Deployment("openai/gpt-4o-mini", api_base=base, api_key=KEY, local=False)
+
+        async def measure(concurrency: int) -> tuple[float, float]:
+            router = LLMRouter([dep])
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+
+            async def raw() -> Any:
+                async with session.post(f"{base}/chat/completions", data=body,
+                                        headers=headers) as response:  # fmt: skip
+                    return json.loads(await response.read())
+
+            async def routed() -> Any:
+                return await router.route(messages=MESSAGES, complexity_score=0.2)
+
+            async def batch(fn: Callable[[], Awaitable[Any]]) -> float:
+                sem = asyncio.Semaphore(concurrency)
+
+                async def one() -> None:
+                    async with sem:
+                        await fn()
+
+                await asyncio.gather(*(one() for _ in range(50)))  # warm
+                start = time.process_time()
+                await asyncio.gather(*(one() for _ in range(n)))
+                return (time.process_time() - start) / n * 1e3
+
+            try:
+                return await batch(routed), await batch(raw)
+            finally:
+                await session.close()
+
+        for concurrency, target in ((1, "<= 1.3x"), (100, "<= 2x")):
+            ours, peer = [], []
+            for _ in range(reps):
+                a, b = asyncio.run(measure(concurrency))
+                ours.append(a)
+                peer.append(b)
+            out.append(Result(
+                f"routed call client CPU at concurrency {concurrency}", "ms",
+                statistics.median(ours), peer="raw aiohttp POST, same request",
+                peer_median=statistics.median(peer), target=target, runs=ours, peer_runs=peer,
+                notes="LLMRouter, one openai/ deployment, default transport, monitor on",
+            ))  # fmt: skip
+    return out
+
+
 def main() -> None:
     only = set(sys.argv[1:])
     if only:  # e.g. ``python bench/bench_router.py wires decision_size``
         table = {"wires": bench_wire_cpu, "decision_size": bench_decision_by_prompt_size,
-                 "call_cpu": bench_call_cpu, "concurrency": bench_concurrency}  # fmt: skip
+                 "call_cpu": bench_call_cpu, "concurrency": bench_concurrency,
+                 "raw_http": bench_raw_http}  # fmt: skip
         results = [r for name in sorted(only) for r in table[name]()]
         write_results("router-" + "-".join(sorted(only)), results)
         return
@@ -479,6 +538,7 @@ def main() -> None:
     results += bench_decision_by_prompt_size()
     results += bench_call_cpu()
     results += bench_wire_cpu()
+    results += bench_raw_http()
     results += bench_concurrency()
     results.append(bench_failover())
     results += bench_hedging()

@@ -17,6 +17,7 @@ which litellm knows how to translate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -188,6 +189,16 @@ class HTTPStatusError(Exception):
         self.body = body
 
 
+@functools.lru_cache(maxsize=64)
+def _client_timeout(seconds: float | None, stream: bool) -> aiohttp.ClientTimeout:
+    """aiohttp's timeout object for a deployment's timeout (immutable, so built once)."""
+    import aiohttp
+
+    if stream:  # the deployment's timeout bounds the wait for each piece, not the whole
+        return aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+    return aiohttp.ClientTimeout(total=seconds)
+
+
 def _garbled(exc: BaseException) -> HTTPStatusError:
     """A successful status with an unreadable body: the provider's fault, worth another try."""
     return HTTPStatusError(502, {}, f"the provider's answer could not be read: {exc!r}")
@@ -255,13 +266,7 @@ class OpenAICompatibleTransport:
 
     @staticmethod
     def _timeout(deployment: Deployment, *, stream: bool) -> aiohttp.ClientTimeout:
-        import aiohttp
-
-        if stream:  # the deployment's timeout bounds the wait for each piece, not the whole
-            return aiohttp.ClientTimeout(
-                total=None, sock_connect=deployment.timeout, sock_read=deployment.timeout
-            )
-        return aiohttp.ClientTimeout(total=deployment.timeout)
+        return _client_timeout(deployment.timeout, stream)
 
     def _error(self, deployment: Deployment, exc: BaseException) -> ProviderError:
         return as_provider_error(
