@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from aipowertools.testing._compat import ConfigurationError, litellm
+from aipowertools.testing._compat import ConfigurationError
 from aipowertools.testing._config import Fault, FaultKind, SimModel, as_fault
 from aipowertools.testing._engine import Engine
 from aipowertools.testing._routes import build_app
@@ -120,7 +120,8 @@ class Simulator:
         with self._lock:
             if self._loop is not None:
                 return self
-            litellm()  # import once here, so the first request is not slowed by it
+            # litellm is not imported here: its import takes seconds (tens under load) and
+            # the port must answer at once; the first request that counts tokens loads it.
             loop = asyncio.new_event_loop()
             ready = threading.Event()
             failure: list[BaseException] = []
