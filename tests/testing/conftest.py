@@ -11,9 +11,13 @@ import pytest
 from aipowertools.testing._compat import litellm as _litellm
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def litellm() -> ModuleType:
-    """litellm, imported offline once."""
+    """litellm, imported offline once, before any simulator counts tokens with it.
+
+    ``Simulator.start()`` no longer imports it (the port opens at once); its first counting
+    request would otherwise pay the import inside a client's timeout.
+    """
     return _litellm()
 
 

@@ -62,6 +62,12 @@ def load_config(path: Path) -> dict[str, Any]:
     }
 
 
+def _warm() -> None:
+    from aipowertools.testing._compat import litellm
+
+    litellm()
+
+
 def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = None) -> int:
     """Run the command line; ``stop`` (for tests) ends ``serve`` instead of a signal."""
     parser = argparse.ArgumentParser(prog="python -m aipowertools.testing")
@@ -88,6 +94,8 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
         print(f"  stats:     {sim.url}/_sim/stats", flush=True)
         for name in sim.models:
             print(f"  model {name}: {sim.base_url('openai', name)}", flush=True)
+        # serving already; load litellm's token counters meanwhile, off the serving thread
+        threading.Thread(target=_warm, name="aipowertools-sim-warm", daemon=True).start()
         try:
             while not stop.wait(0.2):
                 pass

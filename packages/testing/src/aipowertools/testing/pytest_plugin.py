@@ -68,7 +68,9 @@ def llm_simulator() -> Iterator[Simulator]:
         ...     llm_simulator.add_model(SimModel("gpt-4o-mini", reply="hi"))
         ...     url = llm_simulator.base_url("openai")
     """
+    from aipowertools.testing._compat import litellm
     from aipowertools.testing._server import Simulator  # aiohttp only for tests that use it
 
     with Simulator() as sim:
+        litellm()  # token counting needs it: loaded before the test's first request
         yield sim
