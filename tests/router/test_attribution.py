@@ -158,3 +158,32 @@ async def test_complexity_is_the_seed_alias_of_complexity_score() -> None:
     assert "complexity" not in transport.params[-1]  # never forwarded to the provider
     await router.route("hi", temperature=0.1, seed=3, extra_body={"k": 1})  # provider params
     assert transport.params[-1]["seed"] == 3
+
+
+def test_a_router_without_arguments_takes_its_deployments_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MISTRAL_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIPOWERTOOLS_ROUTER_MODELS", "openai/gpt-4o-mini, openai/gpt-4o")
+    assert [d.name for d in LLMRouter().deployments] == ["openai/gpt-4o-mini", "openai/gpt-4o"]
+    monkeypatch.delenv("AIPOWERTOOLS_ROUTER_MODELS")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-x")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/anthropic")
+    names = [d.name for d in LLMRouter().deployments]
+    assert names == [
+        "anthropic/claude-haiku-4-5@127.0.0.1:9",
+        "anthropic/claude-sonnet-4-5@127.0.0.1:9",
+    ]
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    assert LLMRouter().deployments == []
+
+
+def test_ollama_host_sets_where_local_models_are_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:11500")
+    (d,) = LLMRouter(local_models=["llama3"]).deployments
+    assert d.api_base == "http://127.0.0.1:11500"
+    monkeypatch.setenv("OLLAMA_HOST", "https://gpu-box:443")
+    assert LLMRouter(local_models=["llama3"]).ollama_url == "https://gpu-box:443"
+    monkeypatch.delenv("OLLAMA_HOST")
+    assert LLMRouter(local_models=["llama3"]).ollama_url == "http://localhost:11434"

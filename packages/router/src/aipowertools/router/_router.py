@@ -84,13 +84,50 @@ def _local(spec: str | Deployment, ollama_url: str, llamacpp_url: str | None) ->
     return Deployment(spec, local=True)
 
 
+#: Environment variables the providers' own SDKs read: the API key that makes a provider
+#: available to ``LLMRouter()`` without arguments, and the base URL its calls go to.
+PROVIDER_ENV: dict[str, tuple[str, str | None]] = {
+    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+    "gemini": ("GEMINI_API_KEY", None),
+    "mistral": ("MISTRAL_API_KEY", None),
+}
+
+
 def _cloud(spec: str | Deployment) -> list[Deployment]:
     if isinstance(spec, Deployment):
         return [spec]
     models = PROVIDER_MODELS.get(spec)
     if models is not None:
-        return [Deployment(m, local=False) for m in models]
+        base_env = PROVIDER_ENV.get(spec, ("", None))[1]
+        base = os.environ.get(base_env) if base_env else None
+        return [Deployment(m, local=False, api_base=base or None) for m in models]
     return [Deployment(spec, local=False)]
+
+
+def _from_environment() -> list[Deployment]:
+    """Deployments of a router given none: ``AIPOWERTOOLS_ROUTER_MODELS`` (comma-separated
+    litellm model strings), else the providers whose API key is set in the environment."""
+    listed = [m.strip() for m in os.environ.get(MODELS_ENV, "").split(",") if m.strip()]
+    if listed:
+        return [Deployment(m) for m in listed]
+    return [
+        d
+        for provider, (key_env, _) in PROVIDER_ENV.items()
+        if os.environ.get(key_env)
+        for d in _cloud(provider)
+    ]
+
+
+MODELS_ENV = "AIPOWERTOOLS_ROUTER_MODELS"
+
+
+def _ollama_url() -> str:
+    """``OLLAMA_HOST`` (as the Ollama CLI reads it; scheme optional), else localhost:11434."""
+    host = os.environ.get("OLLAMA_HOST", "").strip()
+    if not host:
+        return "http://localhost:11434"
+    return host if "://" in host else f"http://{host}"
 
 
 class LLMRouter:
@@ -102,8 +139,12 @@ class LLMRouter:
             ``ollama_url``), ``"llamacpp/<name>"`` (llama.cpp at ``llamacpp_url``), or
             :class:`Deployment` objects.
         cloud_providers: provider names (``"openai"``, ``"anthropic"``, ``"gemini"``,
-            ``"mistral"``: a small and a large model each, see ``PROVIDER_MODELS``), model
-            strings, or :class:`Deployment` objects.
+            ``"mistral"``: a small and a large model each, see ``PROVIDER_MODELS``; their
+            calls go to ``OPENAI_BASE_URL`` / ``ANTHROPIC_BASE_URL`` when set), model
+            strings, or :class:`Deployment` objects. With none of ``deployments``,
+            ``local_models`` and ``cloud_providers``, the router takes
+            ``AIPOWERTOOLS_ROUTER_MODELS`` (comma-separated model strings), else every
+            provider whose API key is set (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ...).
         strategy: default strategy: a name (``cost_optimal``, ``quality_first``,
             ``latency_optimal``, ``weighted``, ``least_busy``, ``fallback``, ``race``,
             ``parallel_best``) or a :class:`Strategy`.
@@ -124,7 +165,8 @@ class LLMRouter:
         complexity_classifier: scores a conversation 0..1 (the documented heuristic by default).
         downgrade: budget curve ``fraction spent -> quality floor factor``.
         allow_trim: trim history (system + pinned + recent) when no window fits.
-        ollama_url: where Ollama models are served.
+        ollama_url: where Ollama models are served (default: ``OLLAMA_HOST``, else
+            ``http://localhost:11434``).
         llamacpp_url: where a llama.cpp server runs.
         expected_output_tokens: output tokens assumed for cost estimates when max_tokens is unset.
         rate_limit_store: where deployments' ``rpm`` / ``tpm`` limits are counted
@@ -164,7 +206,7 @@ class LLMRouter:
         complexity_classifier: ComplexityClassifier | None = None,
         downgrade: Callable[[float], float] = downgrade_factor,
         allow_trim: bool = False,
-        ollama_url: str = "http://localhost:11434",
+        ollama_url: str | None = None,
         llamacpp_url: str | None = None,
         expected_output_tokens: int = 512,
         rate_limit_store: str | None = None,
@@ -178,9 +220,12 @@ class LLMRouter:
         specs: list[Deployment] = [
             d if isinstance(d, Deployment) else Deployment(d) for d in deployments
         ]
+        ollama_url = ollama_url or _ollama_url()
         specs += [_local(m, ollama_url, llamacpp_url) for m in local_models]
         for provider in cloud_providers:
             specs += _cloud(provider)
+        if not specs:
+            specs = _from_environment()
         self.catalog = catalog if catalog is not None else _default_catalog()
         self.strategy = get_strategy(strategy)
         self.confidential_tags = frozenset(confidential_tags)
