@@ -97,6 +97,7 @@ async def test_multiple_limits_and_key_limits():
     limiter = RateLimiter(
         requests_per_minute=100,
         key_limits={"small": {"requests_per_minute": 2}, "lims": [Limit("tokens", 10, 60)]},
+        smooth=False,  # the strict sliding windows: a minute's quota at once
     )
     assert limiter.try_acquire("small")
     assert limiter.try_acquire("small")

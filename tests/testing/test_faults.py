@@ -146,3 +146,18 @@ def test_strict_models_answer_404_for_unknown_names() -> None:
         response = post(sim, {"model": "nope", "messages": BODY["messages"]})
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "model_not_found"
+
+
+def test_sub_window_limits_hold_pro_rata() -> None:
+    from aipowertools.testing._faults import RateWindow
+
+    w = RateWindow(600, 600, 60.0, 1.0)  # 10 requests and 10 tokens in any second
+    assert (w.sub_rpm, w.sub_tpm) == (10, 10)
+    w.add(100.0, 8)
+    assert w.check(100.5, 5) == ("tokens", 0.5)
+    assert w.check(101.5, 5) is None  # the second has passed
+    for _ in range(10):
+        w.add(101.5, 0)
+    assert w.check(101.6, 0) == ("requests", pytest.approx(0.9))
+    with pytest.raises(ConfigurationError, match="sub_window_s"):
+        SimModel("m", rpm=10, sub_window_s=120.0)

@@ -25,6 +25,7 @@ from aipowertools.resilience._limits import (
     limits_from_kwargs,
     priority_label,
     priority_value,
+    smoothed,
 )
 from aipowertools.resilience._loop import run_blocking
 from aipowertools.resilience._queue import Waiter, WaitQueue
@@ -235,8 +236,13 @@ class _KeyScheduler:
 class RateLimiter:
     """Requests and tokens per second / minute / hour / day, per key, local or shared.
 
-    Every limit is a sliding window (at most N units in any period), so a limiter set to a
-    provider's published limits never triggers its 429s. ``memory://`` (default) is exact in
+    Every limit is a sliding window (at most N units in any period). By default request
+    limits are also paced like a token bucket of ``burst`` requests
+    (``requests_per_minute=600``: one request every 0.1 s, from a cold start too), so a
+    limiter set to a provider's published limits never triggers its 429s, even where the
+    provider enforces a per-minute limit over shorter windows. ``smooth=False`` keeps the
+    strict sliding windows only (a minute's quota may go out at once). ``memory://`` (default)
+    is exact in
     one process; ``redis://...`` shares one budget between processes and hosts (atomic Lua
     scripts on the Redis server's clock).
 
@@ -258,6 +264,10 @@ class RateLimiter:
         adaptive: Learn from 429 answers (``True``, ``False`` or an :class:`AdaptiveConfig`).
         prefix: Redis key prefix.
         max_sleep: Longest sleep before re-checking a shared store (seconds).
+        smooth: Pace requests (the default): at most ``burst`` requests in any
+            ``burst / rate`` seconds of each request limit; False: strict sliding windows
+            only. Token limits are sliding windows either way.
+        burst: Requests that may go at once before pacing starts (1: evenly spaced).
 
     Example:
         >>> limiter = RateLimiter(requests_per_minute=500, tokens_per_minute=90_000)
@@ -283,17 +293,26 @@ class RateLimiter:
         adaptive: bool | AdaptiveConfig = True,
         prefix: str = "aipowertools:ratelimit",
         max_sleep: float = 1.0,
+        smooth: bool = True,
+        burst: float = 1.0,
     ) -> None:
-        self.default_limits = limits_from_kwargs(
-            requests_per_second=requests_per_second,
-            requests_per_minute=requests_per_minute,
-            requests_per_hour=requests_per_hour,
-            requests_per_day=requests_per_day,
-            tokens_per_second=tokens_per_second,
-            tokens_per_minute=tokens_per_minute,
-            tokens_per_hour=tokens_per_hour,
-            tokens_per_day=tokens_per_day,
-        ) + tuple(limits)
+        if isinstance(burst, bool) or not (isinstance(burst, int | float) and burst >= 1):
+            raise ConfigurationError(f"burst must be a number of requests >= 1, got {burst!r}")
+        self._burst: float | None = float(burst) if smooth else None
+        self.default_limits = smoothed(
+            limits_from_kwargs(
+                requests_per_second=requests_per_second,
+                requests_per_minute=requests_per_minute,
+                requests_per_hour=requests_per_hour,
+                requests_per_day=requests_per_day,
+                tokens_per_second=tokens_per_second,
+                tokens_per_minute=tokens_per_minute,
+                tokens_per_hour=tokens_per_hour,
+                tokens_per_day=tokens_per_day,
+            )
+            + tuple(limits),
+            self._burst,
+        )
         self._key_limits: dict[str, tuple[Limit, ...]] = {}
         for key, spec in (key_limits or {}).items():
             self.set_limits(key, spec)
@@ -318,14 +337,14 @@ class RateLimiter:
     def set_limits(self, key: str, spec: LimitSpec) -> None:
         """Give ``key`` its own limits (keyword dict or ``Limit`` objects)."""
         if isinstance(spec, Mapping):
-            self._key_limits[key] = limits_from_kwargs(**spec)
+            self._key_limits[key] = smoothed(limits_from_kwargs(**spec), self._burst)
         else:
             items = tuple(spec)
             if not all(isinstance(item, Limit) for item in items):
                 raise ConfigurationError(
                     f"limits for {key!r} must be a dict of keyword limits or Limit objects"
                 )
-            self._key_limits[key] = items
+            self._key_limits[key] = smoothed(items, self._burst)
 
     def limits_for(self, key: str) -> tuple[Limit, ...]:
         """The limits that apply to ``key``."""

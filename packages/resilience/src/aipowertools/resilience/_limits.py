@@ -91,6 +91,27 @@ def limits_from_kwargs(
     return tuple(out)
 
 
+def smoothed(limits: tuple[Limit, ...], burst: float | None) -> tuple[Limit, ...]:
+    """``limits`` plus, for each request limit, a pacing window (a token bucket of ``burst``).
+
+    ``requests_per_minute=600`` with ``burst=1`` also holds at most 1 request in any 0.1 s:
+    calls are spaced evenly at the sustained rate from a cold start, so a provider that
+    enforces its per-minute limit over shorter windows (600/min as 10 in any second) never
+    sees a burst above its share. ``burst=10`` lets 10 go at once, then paces. ``None`` keeps
+    the strict sliding windows only. Token limits keep their sliding window alone: one
+    request may need more tokens than a pacing slot.
+    """
+    if burst is None:
+        return limits
+    out = list(limits)
+    for limit in limits:
+        if limit.unit == "requests" and limit.amount > burst:
+            share = Limit("requests", float(burst), burst / limit.rate)
+            if share not in out:
+                out.append(share)
+    return tuple(out)
+
+
 def priority_value(priority: Priority) -> float:
     """Turn ``"high"`` / ``"normal"`` / ``"low"`` / ``"critical"`` or a number into a float."""
     if isinstance(priority, bool):

@@ -171,6 +171,9 @@ class SimModel:
         rpm: Requests allowed per ``rate_window_s`` (sliding window); over it, HTTP 429.
         tpm: Tokens (prompt + completion) allowed per ``rate_window_s``; over it, HTTP 429.
         rate_window_s: Length of the sliding rate-limit window in seconds (60 by default).
+        sub_window_s: Also enforce the limits pro rata over any window this long, as
+            providers do (``rpm=600, sub_window_s=1.0``: at most 10 requests in any second);
+            ``None`` (default): the whole window only.
         fault_rates: Probability per request of each fault, e.g. ``{"rate_limit": 0.1}``,
             drawn from a random generator seeded by the simulator seed and the model name.
         cached_tokens: Prompt tokens reported as cached (OpenAI ``cached_tokens``, Anthropic
@@ -194,6 +197,7 @@ class SimModel:
     rpm: int | None = None
     tpm: int | None = None
     rate_window_s: float = 60.0
+    sub_window_s: float | None = None
     fault_rates: Mapping[Any, float] = field(default_factory=dict)
     cached_tokens: int = 0
     cache_creation_tokens: int = 0
@@ -218,6 +222,11 @@ class SimModel:
         if self.rate_window_s <= 0:
             raise ConfigurationError(
                 f"SimModel {self.name!r}: rate_window_s must be > 0, got {self.rate_window_s}"
+            )
+        if self.sub_window_s is not None and not 0 < self.sub_window_s <= self.rate_window_s:
+            raise ConfigurationError(
+                f"SimModel {self.name!r}: sub_window_s must be in (0, rate_window_s], got "
+                f"{self.sub_window_s}"
             )
         for attr in ("rpm", "tpm", "context_window"):
             value = getattr(self, attr)

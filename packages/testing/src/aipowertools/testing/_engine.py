@@ -70,7 +70,9 @@ class Engine:
     def add_model(self, model: SimModel) -> None:
         self.models[model.name] = model
         self.plans[model.name] = FaultPlan(self.seed, model)
-        self.windows[model.name] = RateWindow(model.rpm, model.tpm, model.rate_window_s)
+        self.windows[model.name] = RateWindow(
+            model.rpm, model.tpm, model.rate_window_s, model.sub_window_s
+        )
         self.cursors[model.name] = 0
 
     def find_model(self, name: str) -> SimModel | None:

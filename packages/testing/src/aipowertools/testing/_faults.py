@@ -47,12 +47,20 @@ class FaultPlan:
 class RateWindow:
     """Sliding-window request and token limits (the provider's own rate limiter)."""
 
-    def __init__(self, rpm: int | None, tpm: int | None, window_s: float) -> None:
+    def __init__(
+        self, rpm: int | None, tpm: int | None, window_s: float, sub_window_s: float | None = None
+    ) -> None:
         self.rpm = rpm
         self.tpm = tpm
         self.window_s = window_s
         self._events: deque[tuple[float, int]] = deque()
         self._tokens = 0
+        # Providers enforce per-minute limits over shorter windows too: the pro-rata share of
+        # each limit in any ``sub_window_s`` (at least 1 request).
+        self.sub_window_s = sub_window_s if sub_window_s and sub_window_s < window_s else None
+        share = (self.sub_window_s or window_s) / window_s
+        self.sub_rpm = None if rpm is None else max(1, int(rpm * share))
+        self.sub_tpm = None if tpm is None else max(1, int(tpm * share))
 
     def _prune(self, now: float) -> None:
         edge = now - self.window_s
@@ -64,6 +72,10 @@ class RateWindow:
         self._prune(now)
         if self.rpm is not None and len(self._events) >= self.rpm:
             return "requests", self._events[0][0] + self.window_s - now
+        if self.sub_window_s is not None:
+            limited = self._check_sub(now, tokens, self.sub_window_s)
+            if limited is not None:
+                return limited
         if self.tpm is not None and self._tokens + tokens > self.tpm:
             freed = 0
             for started, used in self._events:
@@ -71,6 +83,19 @@ class RateWindow:
                 if self._tokens - freed + tokens <= self.tpm:
                     return "tokens", started + self.window_s - now
             return "tokens", self.window_s
+        return None
+
+    def _check_sub(self, now: float, tokens: int, sub: float) -> tuple[str, float] | None:
+        edge = now - sub
+        recent = [(t, n) for t, n in self._events if t > edge]
+        if self.sub_rpm is not None and len(recent) >= self.sub_rpm:
+            return "requests", recent[0][0] + sub - now
+        if (
+            self.sub_tpm is not None
+            and recent
+            and sum(n for _, n in recent) + tokens > self.sub_tpm
+        ):
+            return "tokens", recent[0][0] + sub - now
         return None
 
     def add(self, now: float, tokens: int) -> None:
