@@ -25,13 +25,18 @@ def test_hit_miss_and_stats_with_money_saved(make: Any) -> None:
     assert cache.lookup(Q, model=MODEL) is None
     assert cache.store("Paris.", messages=Q, model=MODEL, input_tokens=1000, output_tokens=500)
     hit = cache.lookup(Q, model=MODEL)
-    assert hit is not None and hit.value == "Paris." and hit.kind == "hit" and not hit.semantic
+    assert hit is not None
+    assert hit.value == "Paris."
+    assert hit.kind == "hit"
+    assert not hit.semantic
     assert hit.saved_usd == pytest.approx(0.00045)  # gpt-4o-mini catalog prices
     assert cache.lookup(Q, model="gpt-4o") is None  # model scope: another model misses
     stats = cache.stats()
     assert (stats.hits, stats.misses, stats.hit_rate) == (1, 2, pytest.approx(1 / 3))
-    assert stats.tokens_saved == 1500 and stats.saved_usd == pytest.approx(0.00045)
-    assert stats.by_model[MODEL].hits == 1 and stats.by_model["gpt-4o"].misses == 1
+    assert stats.tokens_saved == 1500
+    assert stats.saved_usd == pytest.approx(0.00045)
+    assert stats.by_model[MODEL].hits == 1
+    assert stats.by_model["gpt-4o"].misses == 1
     assert stats.by_scope["model"].lookups == 3
     cache.reset_stats()
     assert cache.stats() == CacheStats()
@@ -43,9 +48,12 @@ def test_hits_are_recorded_in_the_ledger_as_free_calls_with_savings(make: Any) -
     cache.store("Paris.", messages=Q, model=MODEL, input_tokens=1000, output_tokens=500)
     cache.lookup(Q, model=MODEL, user="ann", tags=["faq"])
     (record,) = tracker.records()
-    assert record.cost_usd == 0.0 and record.saved_usd == pytest.approx(0.00045)
-    assert record.user == "ann" and set(record.tags) == {"faq", "cache:hit"}
-    assert tracker.saved_usd() == pytest.approx(0.00045) and tracker.total_usd() == 0.0
+    assert record.cost_usd == 0.0
+    assert record.saved_usd == pytest.approx(0.00045)
+    assert record.user == "ann"
+    assert set(record.tags) == {"faq", "cache:hit"}
+    assert tracker.saved_usd() == pytest.approx(0.00045)
+    assert tracker.total_usd() == 0.0
 
 
 def test_a_broken_ledger_never_fails_a_hit(make: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -86,7 +94,8 @@ def test_content_scope_lets_any_model_answer(make: Any) -> None:
     cache = make(scope="content")
     cache.store("Paris.", messages=Q, model="gpt-4o", input_tokens=100, output_tokens=10)
     hit = cache.lookup(Q, model="gpt-4o-mini")
-    assert hit is not None and hit.model == "gpt-4o"
+    assert hit is not None
+    assert hit.model == "gpt-4o"
     # priced at the model asked for, not the one that answered
     assert hit.saved_usd == pytest.approx(100 * 0.15e-6 + 10 * 0.6e-6)
     # the default scope of the same store keeps models apart; per-call override works
@@ -171,7 +180,8 @@ def test_streams_are_cached_when_complete_and_replay_as_streams(make: Any) -> No
     got = list(cache.cache_stream(provider(), messages=Q, model=MODEL, summarize=summarize))
     assert len(got) == 3
     hit = cache.lookup(Q, model=MODEL)
-    assert hit.value == "Paris." and hit.input_tokens == 10
+    assert hit.value == "Paris."
+    assert hit.input_tokens == 10
     assert list(hit.replay()) == got
 
     async def replay() -> list[Any]:
@@ -198,7 +208,8 @@ async def test_async_streams(make: Any) -> None:
     hit = await cache.alookup(Q, model=MODEL)
     assert [c async for c in hit.areplay()] == ["a", "b"]
     plain = await cache.astore("v", messages="x", model=MODEL)
-    assert plain and list((await cache.alookup("x", model=MODEL)).replay()) == ["v"]
+    assert plain
+    assert list((await cache.alookup("x", model=MODEL)).replay()) == ["v"]
 
 
 def test_lru_bound_on_entries(make: Any) -> None:
@@ -240,7 +251,8 @@ def test_corrupt_entry_is_a_miss_and_is_deleted(
     assert "corrupt" in caplog.text
     assert backend.get(key) is None
     backend.put(key, b'{"f": 1, "k": "another key", "v": 1, "m": "m"}', ttl=None)
-    assert cache.lookup(Q, model=MODEL) is None and backend.get(key) is None
+    assert cache.lookup(Q, model=MODEL) is None
+    assert backend.get(key) is None
     backend.put(key, b'{"f": 2}', ttl=None)
     assert cache.lookup(Q, model=MODEL) is None
     backend.put("junk", b"[]", ttl=None)
@@ -264,7 +276,8 @@ def test_store_down_is_a_warning_and_a_miss(clock: Clock, caplog: pytest.LogCapt
         assert cache.lookup(Q, model=MODEL) is None
         assert not cache.store("x", messages=Q, model=MODEL)  # skipped while backing off
     assert "treated as a miss" in caplog.text
-    assert cache.stats().errors == 1 and cache.stats().misses == 1
+    assert cache.stats().errors == 1
+    assert cache.stats().misses == 1
     assert cache.call(lambda: "fresh", messages=Q, model=MODEL) == "fresh"
     clock.advance(2)  # the back-off is over: the store is tried again
     assert not cache.store("x", messages=Q, model=MODEL)
@@ -338,7 +351,8 @@ def test_default_store_is_diskcache_under_the_data_directory(
     monkeypatch.setenv("AIPOWERTOOLS_HOME", str(tmp_path))
     monkeypatch.delenv("AIPOWERTOOLS_STORE", raising=False)
     cache = LLMCache()
-    assert cache.url.scheme == "diskcache" and cache.url.path == tmp_path / "cache"
+    assert cache.url.scheme == "diskcache"
+    assert cache.url.path == tmp_path / "cache"
     assert cache.store("x", messages="a", model=MODEL)
     assert (tmp_path / "cache" / "default").is_dir()
     cache.close()
@@ -374,7 +388,8 @@ def test_single_flight_makes_one_call_for_concurrent_misses(make: Any) -> None:
     release.set()
     first.join(10)
     second.join(10)
-    assert results == ["Paris.", "Paris."] and len(calls) == 1
+    assert results == ["Paris.", "Paris."]
+    assert len(calls) == 1
     stats = cache.stats()
     assert (stats.hits, stats.misses) == (1, 1)
 
@@ -448,13 +463,17 @@ def test_semantic_hits_are_marked_and_refusable(make: Any) -> None:
     ]
     cache.store("Paris.", messages=q1, model=MODEL, input_tokens=20, output_tokens=2)
     hit = cache.lookup(q2, model=MODEL)
-    assert hit is not None and hit.semantic and hit.kind == "semantic" and 0.8 <= hit.similarity < 1
+    assert hit is not None
+    assert hit.semantic
+    assert hit.kind == "semantic"
+    assert 0.8 <= hit.similarity < 1
     assert cache.lookup(q2, model=MODEL, semantic=False) is None  # refused per call
     assert cache.lookup(q3, model=MODEL) is None  # not similar enough
     assert cache.lookup(q4, model=MODEL) is None  # another context: another partition
     assert cache.lookup(q2, model="gpt-4o") is None  # another model
     exact = cache.lookup(q1, model=MODEL)
-    assert exact is not None and not exact.semantic
+    assert exact is not None
+    assert not exact.semantic
     assert cache.stats().semantic_hits == 1
 
 
@@ -464,7 +483,8 @@ def test_semantic_vectors_of_gone_entries_are_skipped(make: Any, clock: Clock) -
     cache.store("new", messages="capital of France please", model=MODEL, ttl=1000)
     clock.advance(11)
     hit = cache.lookup("the capital of France", model=MODEL)
-    assert hit is not None and hit.value == "new"
+    assert hit is not None
+    assert hit.value == "new"
     cache.invalidate("*")
     assert cache.lookup("the capital of France", model=MODEL) is None
 
@@ -493,7 +513,8 @@ async def test_semantic_with_async_and_framework_embedders(make: Any) -> None:
         cache = make(semantic=embedder, threshold=0.8)
         await cache.astore("Paris.", messages="What is the capital of France?", model=MODEL)
         hit = await cache.alookup("what is the capital of france", model=MODEL)
-        assert hit is not None and hit.semantic
+        assert hit is not None
+        assert hit.semantic
         cache.clear()
 
 
@@ -527,4 +548,5 @@ def test_unknown_models_save_what_the_entry_cost(make: Any) -> None:
     cache = make()
     cache.store("x", messages=Q, model="my-private-model", input_tokens=10)
     hit = cache.lookup(Q, model="my-private-model")
-    assert hit is not None and hit.saved_usd == 0.0
+    assert hit is not None
+    assert hit.saved_usd == 0.0
