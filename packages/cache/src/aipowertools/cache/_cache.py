@@ -813,6 +813,11 @@ class LLMCache:
                 return None, found
             if time.monotonic() >= deadline:
                 return None, None
+        # the holder may have answered between our miss and our lock: look once more
+        found = self._peek(messages, kw)
+        if found is not None:
+            self._guard("unlock", lambda b: b.release(lock_key, token), None)
+            return None, found
         return token, None
 
     def _peek(self, messages: Any, kw: dict[str, Any]) -> CacheHit | None:
