@@ -562,6 +562,7 @@ class LLMCache:
         chunks: list[Any] | None,
         ttl: float | None,
         answered_by: str | None,
+        cost_usd: float | None = None,
     ) -> Entry:
         answered = answered_by or model
         entry = Entry(
@@ -575,7 +576,7 @@ class LLMCache:
             output_tokens=int(output_tokens),
             created=self._clock(),
         )
-        price = self._price(answered, entry)
+        price = self._price(answered, entry) if cost_usd is None else float(cost_usd)
         expires = None if ttl is None else entry.created + ttl
         return Entry(**{**entry.__dict__, "cost_usd": price, "expires": expires})
 
@@ -596,6 +597,7 @@ class LLMCache:
         confidential: bool,
         answered_by: str | None,
         params: dict[str, Any],
+        cost_usd: float | None = None,
     ) -> tuple[RequestKey, Entry, float | None] | None:
         if isinstance(tags, str):
             tags = (tags,)
@@ -613,7 +615,7 @@ class LLMCache:
         entry = self._entry(
             value, rk, model=model, user=user if sc == "user" else None, tags=tags,
             input_tokens=input_tokens, output_tokens=output_tokens, chunks=chunks, ttl=ttl,
-            answered_by=answered_by,
+            answered_by=answered_by, cost_usd=cost_usd,
         )  # fmt: skip
         return rk, entry, ttl
 
@@ -644,6 +646,7 @@ class LLMCache:
         chunks: list[Any] | None = None,
         confidential: bool = False,
         answered_by: str | None = None,
+        cost_usd: float | None = None,
         **params: Any,
     ) -> bool:
         """Cache the answer to a request; returns whether it was stored.
@@ -666,13 +669,15 @@ class LLMCache:
             chunks: a streamed answer's chunks, replayed by :meth:`CacheHit.replay`.
             confidential: the request is confidential.
             answered_by: the model that actually answered, when not ``model`` (a router).
+            cost_usd: what the answer cost, when known better than the catalog's prices
+                (hits of an unknown model save this much).
             **params: the request's provider parameters.
         """
         prepared = self._prepare(
             value, messages, model=model, user=user, tags=tags, scope=scope,
             input_tokens=input_tokens, output_tokens=output_tokens, finish_reason=finish_reason,
             ttl=ttl, chunks=chunks, confidential=confidential, answered_by=answered_by,
-            params=params,
+            params=params, cost_usd=cost_usd,
         )  # fmt: skip
         if prepared is None:
             return False
@@ -698,6 +703,7 @@ class LLMCache:
         chunks: list[Any] | None = None,
         confidential: bool = False,
         answered_by: str | None = None,
+        cost_usd: float | None = None,
         **params: Any,
     ) -> bool:
         """Async :meth:`store`."""
@@ -705,7 +711,7 @@ class LLMCache:
             value, messages, model=model, user=user, tags=tags, scope=scope,
             input_tokens=input_tokens, output_tokens=output_tokens, finish_reason=finish_reason,
             ttl=ttl, chunks=chunks, confidential=confidential, answered_by=answered_by,
-            params=params,
+            params=params, cost_usd=cost_usd,
         )  # fmt: skip
         if prepared is None:
             return False

@@ -39,6 +39,7 @@ class ResponseCache(Protocol):
         output_tokens: int = 0,
         finish_reason: str | None = "stop",
         answered_by: str | None = None,
+        cost_usd: float | None = None,
         **params: Any,
     ) -> bool:
         """Cache the answer to a request; returns whether it was stored."""
