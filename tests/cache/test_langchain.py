@@ -1,4 +1,4 @@
-"""The LangChain BaseCache: langchain-tests' suites on the embedded stores, and a real chat model."""
+"""The LangChain BaseCache: langchain-tests suites on the embedded stores, a real chat model."""
 
 from __future__ import annotations
 

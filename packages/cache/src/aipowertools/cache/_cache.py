@@ -8,7 +8,16 @@ import logging
 import re
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -862,7 +871,7 @@ class LLMCache:
         summarize: Callable[[list[Any]], Answer],
         encode: Callable[[T], Any] = lambda chunk: chunk,
         **kwargs: Any,
-    ) -> Iterator[T]:
+    ) -> Generator[T, None, None]:
         """Pass a stream through and cache it once it completes (a cut-off stream is not).
 
         Args:
@@ -888,7 +897,7 @@ class LLMCache:
         summarize: Callable[[list[Any]], Answer],
         encode: Callable[[T], Any] = lambda chunk: chunk,
         **kwargs: Any,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """Async :meth:`cache_stream`."""
         chunks: list[Any] = []
         async for chunk in source:
