@@ -176,3 +176,18 @@ def test_values_without_a_canonical_form_are_not_cached() -> None:
         "Hi", response_format={"json_schema": {"type": "object"}}
     )
     assert key("Hi") == key([{"role": "user", "content": "Hi"}])
+
+
+def test_content_parts_and_odd_shapes() -> None:
+    parts = [
+        {"role": "user", "content": ["look at", {"type": "image_url", "image_url": {"url": "u"}}]}
+    ]
+    assert key(parts) != key([{"role": "user", "content": "look at"}])
+    assert key([{"role": "user", "content": {"weird": 1}}]) is not None
+    assert key([{"role": "user", "content": "x", "tool_calls": ["odd"]}]) is not None
+    assert key([{"role": "assistant"}]) == key([{"role": "assistant", "content": ""}])
+    assert key("Hi", tools=[]) == key("Hi")
+    semantic = LLMCache("memory://", semantic=lambda text: [1.0, float(len(text))])
+    semantic.store("x", messages=[{"role": "user", "content": ["a", "b"]}], model="m")
+    assert semantic.lookup([{"role": "user", "content": ["a", "b"]}], model="m") is not None
+    assert semantic.lookup([{"role": "user", "content": {"k": 1}}], model="m") is None

@@ -39,6 +39,15 @@ def test_hit_miss_ttl_invalidate_clear(make: Any, clock: Clock) -> None:
     assert cache.lookup("c", model=MODEL, user="ann") is None
 
 
+def test_backend_edges(make: Any) -> None:
+    cache = make(semantic=words)
+    backend = cache._open()
+    assert backend.delete([]) == 0
+    cache.store("Paris.", messages=Q, model=MODEL)
+    (vector,) = backend.vectors(cache._request_key(Q, MODEL, None, "model", {}).partition)
+    backend.drop_vector("p", vector[0])  # a no-op on PostgreSQL, an HDEL on Redis
+
+
 def test_namespaces_are_separate(make: Any) -> None:
     a = make()
     b = make(namespace="other_ns_cache")
