@@ -459,9 +459,9 @@ class LLMCache:
 
     def _price(self, model: str, entry: Entry) -> float:
         """What the hit would have cost with ``model`` (the entry's own cost as a fallback)."""
-        info = self._model(model)[1]
-        if info is None:
-            return entry.cost_usd
+        name, info = self._model(model)
+        if info is None or name == self._model(entry.model)[0]:
+            return entry.cost_usd  # priced when stored, at this model's prices
         from aipowertools.core import Usage, cost
 
         try:
