@@ -43,7 +43,7 @@ def test_chat_and_complete_are_answered_once() -> None:
     b = llm.complete("tell me")
     assert a.text == b.text
     assert b.additional_kwargs == {"cache": "hit"}
-    assert llm.complete("tell me", formatted=True).additional_kwargs.get("cache") is None
+    assert llm.complete("tell me", formatted=True).additional_kwargs["cache"] == "miss"
     assert llm.metadata == inner.metadata
     assert llm.cache.stats().hits == 2
     assert CachedLLM.class_name() == "CachedLLM"
@@ -85,7 +85,7 @@ def test_settings_of_the_wrapped_llm_are_in_the_key() -> None:
     cache = LLMCache("memory://")
     short, long = CachedLLM(MockLLM(max_tokens=2), cache), CachedLLM(MockLLM(max_tokens=5), cache)
     short.complete("same prompt")
-    assert long.complete("same prompt").additional_kwargs.get("cache") is None
+    assert long.complete("same prompt").additional_kwargs["cache"] == "miss"
 
     class Opaque(MockLLM):
         def to_json(self, **kwargs: Any) -> str:

@@ -462,6 +462,9 @@ class LLMCache:
         name, info = self._model(model)
         if info is None or name == self._model(entry.model)[0]:
             return entry.cost_usd  # priced when stored, at this model's prices
+        return self._catalog_price(info, entry)
+
+    def _catalog_price(self, info: Any, entry: Entry) -> float:
         from aipowertools.core import Usage, cost
 
         try:
@@ -585,7 +588,10 @@ class LLMCache:
             output_tokens=int(output_tokens),
             created=self._clock(),
         )
-        price = self._price(answered, entry) if cost_usd is None else float(cost_usd)
+        if cost_usd is None:
+            info = self._model(answered)[1]
+            cost_usd = 0.0 if info is None else self._catalog_price(info, entry)
+        price = float(cost_usd)
         expires = None if ttl is None else entry.created + ttl
         return Entry(**{**entry.__dict__, "cost_usd": price, "expires": expires})
 

@@ -102,7 +102,8 @@ class CachedLLM(LLM):
 
     Chat and completion calls (sync, async, streaming) are looked up first; a miss calls the
     wrapped LLM and caches its answer (streams once they complete, replayed as streams).
-    Hits carry ``additional_kwargs["cache"]`` = ``"hit"`` or ``"semantic"``. The key holds
+    Responses carry ``additional_kwargs["cache"]``: ``"hit"``, ``"semantic"`` or ``"miss"``
+    (streamed chunks: on hits). The key holds
     the messages, the call's keyword arguments and the wrapped LLM's settings.
 
     Args:
@@ -171,6 +172,7 @@ class CachedLLM(LLM):
             return _chat_response(hit.value, hit)
         response = self._llm.chat(messages, **kwargs)
         i, o, finish = _usage(response.raw, response.additional_kwargs)
+        response.additional_kwargs["cache"] = "miss"
         self._cache.store(
             _chat_value(response), messages=msgs, input_tokens=i, output_tokens=o,
             finish_reason=finish, **kw,
@@ -186,6 +188,7 @@ class CachedLLM(LLM):
             return _chat_response(hit.value, hit)
         response = await self._llm.achat(messages, **kwargs)
         i, o, finish = _usage(response.raw, response.additional_kwargs)
+        response.additional_kwargs["cache"] = "miss"
         await self._cache.astore(
             _chat_value(response), messages=msgs, input_tokens=i, output_tokens=o,
             finish_reason=finish, **kw,
@@ -229,6 +232,7 @@ class CachedLLM(LLM):
             return CompletionResponse(text=hit.value, additional_kwargs={"cache": hit.kind})
         response = self._llm.complete(prompt, formatted=formatted, **kwargs)
         i, o, finish = _usage(response.raw, response.additional_kwargs)
+        response.additional_kwargs["cache"] = "miss"
         self._cache.store(
             response.text, messages=prompt, input_tokens=i, output_tokens=o,
             finish_reason=finish, **kw,
@@ -245,6 +249,7 @@ class CachedLLM(LLM):
             return CompletionResponse(text=hit.value, additional_kwargs={"cache": hit.kind})
         response = await self._llm.acomplete(prompt, formatted=formatted, **kwargs)
         i, o, finish = _usage(response.raw, response.additional_kwargs)
+        response.additional_kwargs["cache"] = "miss"
         await self._cache.astore(
             response.text, messages=prompt, input_tokens=i, output_tokens=o,
             finish_reason=finish, **kw,
