@@ -30,9 +30,9 @@ from aipowertools.core._ledger_sql import (
     aggregate_sql,
     aggregates,
     ledger_ddl,
-    saved_usd_ddl,
     record_row,
     row_record,
+    saved_usd_ddl,
     where,
 )
 
