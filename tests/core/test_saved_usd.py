@@ -20,7 +20,9 @@ def test_saved_usd_is_recorded_next_to_spend(kind: str, tmp_path: Path) -> None:
     assert tracker.total_usd() == pytest.approx(0.5)
     assert tracker.saved_usd() == pytest.approx(0.5)
     hit = tracker.get_record("hit")
-    assert hit is not None and hit.cost_usd == 0.0 and hit.saved_usd == pytest.approx(0.5)
+    assert hit is not None
+    assert hit.cost_usd == 0.0
+    assert hit.saved_usd == pytest.approx(0.5)
     assert tracker.get_record("paid").saved_usd == 0.0  # type: ignore[union-attr]
     assert LedgerRecord.from_dict(hit.to_dict()) == hit
 
@@ -51,6 +53,8 @@ def test_a_ledger_written_before_saved_usd_gains_the_column(tmp_path: Path) -> N
     conn.close()
     tracker = CostTracker(store=f"sqlite:///{path}")
     old = tracker.get_record("old")
-    assert old is not None and old.saved_usd == 0.0 and old.cost_usd == 0.25
+    assert old is not None
+    assert old.saved_usd == 0.0
+    assert old.cost_usd == 0.25
     tracker.record(model="gpt-4o-mini", cost_usd=0.0, saved_usd=0.25, request_id="new")
     assert tracker.saved_usd() == pytest.approx(0.25)
