@@ -593,6 +593,7 @@ def test_public_tracker_api_is_locked() -> None:
         "remaining_usd",
         "reserve",
         "reserved_usd",
+        "saved_usd",
         "settle",
         "spent_usd",
         "sweep_expired",
