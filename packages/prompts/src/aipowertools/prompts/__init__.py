@@ -1,5 +1,32 @@
-"""Context management and prompt optimisation."""
+"""Context management and prompt optimisation: prune to fit, compress, order for prompt caches.
+
+Framework-free; the LangChain and LlamaIndex adapters live in ``aipowertools.prompts.langchain``
+and ``aipowertools.prompts.llama_index``.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from aipowertools.prompts._context import ContextManager, Priority, PruneResult, Summarize
+from aipowertools.prompts._counting import part_tokens
+from aipowertools.prompts._warnings import (
+    ContextOverflowError,
+    ContextWarning,
+    MessageTooLargeWarning,
+    NearWindowWarning,
+    OutputSqueezedWarning,
+    OverWindowWarning,
+)
+
+__all__ = [
+    "ContextManager",
+    "ContextOverflowError",
+    "ContextWarning",
+    "MessageTooLargeWarning",
+    "NearWindowWarning",
+    "OutputSqueezedWarning",
+    "OverWindowWarning",
+    "Priority",
+    "PruneResult",
+    "Summarize",
+    "part_tokens",
+]
