@@ -159,7 +159,7 @@ def group_units(messages: Sequence[Mapping[str, Any]], pinned: Iterable[int] = (
     """Split messages into units and mark the ones that are always kept.
 
     A message that makes tool calls and every later message answering one of its calls form
-    one unit (a tool result without an id joins the call just before it), so a call is never
+    one unit (a tool result matching no call id joins the call just before it), so a call is never
     separated from its result. Always kept: system messages, pinned messages, the last user
     turn, and a tool exchange after it that the model has yet to answer.
     """
@@ -169,9 +169,9 @@ def group_units(messages: Sequence[Mapping[str, Any]], pinned: Iterable[int] = (
     for i, message in enumerate(messages):
         answers = _result_ids(message)
         if answers is not None:
-            target = next((owner[a] for a in answers if a in owner), None)
-            if target is None and last_call_unit is not None and not any(answers):
-                target = last_call_unit  # legacy results without ids answer the last call
+            target = next((owner[a] for a in answers if a in owner), last_call_unit)
+            # a result whose id matches no call answers the call just before it (legacy
+            # calls without ids); one with no call before it at all stays on its own
             if target is not None:
                 target.indices.append(i)
                 continue
