@@ -11,7 +11,7 @@ import pytest
 from aipowertools.testing import SimModel, SimRequest, Simulator
 from aipowertools.testing._prompt_cache import PromptCache, openai_cached
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa ".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
 SYSTEM = " ".join(WORDS[i % len(WORDS)] + str(i) for i in range(1_500))  # ~3,000 tokens
 
 
