@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from aipowertools.prompts._context import ContextManager, Priority, PruneResult, Summarize
 from aipowertools.prompts._counting import part_tokens
+from aipowertools.prompts._optimizer import (
+    Change,
+    OptimizationReport,
+    Optimized,
+    PromptOptimizer,
+)
 from aipowertools.prompts._warnings import (
     ContextOverflowError,
     ContextWarning,
@@ -18,14 +24,18 @@ from aipowertools.prompts._warnings import (
 )
 
 __all__ = [
+    "Change",
     "ContextManager",
     "ContextOverflowError",
     "ContextWarning",
     "MessageTooLargeWarning",
     "NearWindowWarning",
+    "OptimizationReport",
+    "Optimized",
     "OutputSqueezedWarning",
     "OverWindowWarning",
     "Priority",
+    "PromptOptimizer",
     "PruneResult",
     "Summarize",
     "part_tokens",

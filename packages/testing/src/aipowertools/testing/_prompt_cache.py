@@ -99,25 +99,34 @@ def _openai_blocks(request: SimRequest) -> list[_Block]:
     return blocks
 
 
+def _plain(block: Any) -> Any:
+    """A block as it renders in the prompt: a string is a text block; no cache_control."""
+    if isinstance(block, str):
+        return {"type": "text", "text": block}
+    if isinstance(block, Mapping):
+        return {k: v for k, v in block.items() if k != "cache_control"}
+    return block
+
+
 def _anthropic_blocks(body: Mapping[str, Any]) -> list[_Block]:
     blocks: list[_Block] = []
     for tool in body.get("tools") or ():
-        blocks.append(_Block(tool, _canonical(tool), _ttl(tool)))
+        blocks.append(_Block(_plain(tool), _canonical(_plain(tool)), _ttl(tool)))
     system = body.get("system")
     if isinstance(system, str) and system:
-        blocks.append(_Block(system, system))
+        blocks.append(_Block(_plain(system), system))
     elif isinstance(system, list):
-        blocks.extend(_Block(b, _text(b), _ttl(b)) for b in system)
+        blocks.extend(_Block(_plain(b), _text(b), _ttl(b)) for b in system)
     for message in body.get("messages") or ():
         if not isinstance(message, Mapping):
             continue
         role = message.get("role")
         content = message.get("content")
-        if isinstance(content, str):
-            blocks.append(_Block({"role": role, "text": content}, content))
-        elif isinstance(content, list):
-            for part in content:
-                blocks.append(_Block({"role": role, "part": part}, _text(part), _ttl(part)))
+        parts = [content] if isinstance(content, str) else content
+        if isinstance(parts, list):
+            for part in parts:
+                data = {"role": role, "part": _plain(part)}
+                blocks.append(_Block(data, _text(part), _ttl(part)))
     return blocks
 
 
