@@ -6,6 +6,8 @@ and ``aipowertools.prompts.llama_index``.
 
 from __future__ import annotations
 
+from importlib.metadata import version as _version
+
 from aipowertools.prompts._context import ContextManager, Priority, PruneResult, Summarize
 from aipowertools.prompts._counting import part_tokens
 from aipowertools.prompts._optimizer import (
@@ -23,6 +25,8 @@ from aipowertools.prompts._warnings import (
     OverWindowWarning,
 )
 
+__version__ = _version("aipowertools-prompts")
+
 __all__ = [
     "Change",
     "ContextManager",
@@ -38,5 +42,6 @@ __all__ = [
     "PromptOptimizer",
     "PruneResult",
     "Summarize",
+    "__version__",
     "part_tokens",
 ]
