@@ -46,7 +46,8 @@ def test_trim_messages_agrees_with_prune(seed: int) -> None:
     assert [m for i, m in enumerate(messages) if i not in set(expected.dropped)] == kept
     assert all(any(k is m for m in messages) for k in kept)  # the same objects, untouched
     assert kept[-1].content == "last question"
-    assert to_openai(kept) and expected.messages == [
+    assert to_openai(kept)
+    assert expected.messages == [
         {k: v for k, v in m.items() if k != "pinned"} for m in to_openai(kept)
     ]
 
