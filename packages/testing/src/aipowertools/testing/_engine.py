@@ -15,6 +15,7 @@ from aiohttp import web
 from aipowertools.testing._compat import ConfigurationError
 from aipowertools.testing._config import Fault, FaultKind, SimModel
 from aipowertools.testing._faults import FaultPlan, RateWindow
+from aipowertools.testing._prompt_cache import PromptCache
 from aipowertools.testing._replies import cap_reply, resolve_reply
 from aipowertools.testing._request import count_prompt_tokens, count_text_tokens
 from aipowertools.testing._stats import RequestRecord, StatsBook
@@ -70,6 +71,7 @@ class Engine:
         self.down: set[str | None] = set()
         self.stopping: asyncio.Event | None = None
         self._serial = 0
+        self.prompt_cache = PromptCache()
         for model in models:
             self.add_model(model)
 
@@ -244,6 +246,13 @@ class Engine:
             sim_request, model, self._serial, int(time.time()), prompt_tokens, reply, output, fault
         )
         exchange.truncated = truncated
+        if model.prompt_caching:
+            exchange.prefix_cached, exchange.prefix_created = self.prompt_cache.account(
+                codec.flavor, model.name, sim_request, prompt_tokens, tokenizer,
+                model.prompt_cache_ttl_s,
+            )  # fmt: skip
+        record.cached_tokens = exchange.cached_tokens
+        record.cache_creation_tokens = exchange.cache_creation_tokens
         window.add(now, prompt_tokens + exchange.completion_tokens)
         exchange.headers = window.headers(now, "x-ratelimit-")
         record.completion_tokens = exchange.completion_tokens

@@ -426,6 +426,10 @@ class Simulator:
         """Zero the counters and forget the request log (rate windows are kept)."""
         self._engine.stats.reset()
 
+    def clear_prompt_cache(self) -> None:
+        """Forget every prefix the modelled prompt caches hold (as if their TTL ran out)."""
+        self._engine.prompt_cache.clear()
+
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until no request is in flight; returns False on timeout."""
         deadline = time.monotonic() + timeout
