@@ -14,5 +14,6 @@ Example:
 """
 
 from aipowertools.sessions.langgraph._saver import CheckpointSaver
+from aipowertools.sessions.langgraph._store import Store
 
-__all__ = ["CheckpointSaver"]
+__all__ = ["CheckpointSaver", "Store"]
