@@ -66,8 +66,9 @@ def test_sync_api_round_trip(url: str) -> None:
     assert isinstance(latest, CheckpointTuple)
     assert latest.config["configurable"]["checkpoint_id"] == second["configurable"]["checkpoint_id"]
     assert latest.parent_config is not None
-    assert latest.parent_config["configurable"]["checkpoint_id"] == (
-        first["configurable"]["checkpoint_id"]
+    assert (
+        latest.parent_config["configurable"]["checkpoint_id"]
+        == (first["configurable"]["checkpoint_id"])
     )
     assert sorted(latest.pending_writes or []) == [
         ("task-a", "__error__", "replaced"),
@@ -90,7 +91,8 @@ def test_sync_api_round_trip(url: str) -> None:
     saver.delete_for_runs([])
     saver.prune(["t2"], strategy="keep_latest")
     (kept,) = saver.list(generate_config("t2"))
-    assert kept.parent_config is None and kept.metadata["step"] == 1
+    assert kept.parent_config is None
+    assert kept.metadata["step"] == 1
     saver.prune(["t2"], strategy="delete")
     assert saver.get_tuple(generate_config("t2")) is None
     saver.prune([])
@@ -124,7 +126,8 @@ def test_get_tuple_of_the_latest_is_one_indexed_statement(tmp_path: Path) -> Non
             parent = _put(saver, tid, parent, step=step)
         before = engine.statements
         found = saver.get_tuple(generate_config(tid))
-        assert found is not None and found.metadata["step"] == length - 1
+        assert found is not None
+        assert found.metadata["step"] == length - 1
         statements.append(engine.statements - before)
     assert statements == [1, 1]
     db = sqlite3.connect(tmp_path / "s" / "langgraph.sqlite3")
@@ -158,7 +161,8 @@ def test_codec_encrypts_and_compresses_everything(tmp_path: Path) -> None:
     for secret in (b"TOPSECRET", b"CONFIDENTIAL", b"WRITESECRET"):
         assert secret not in raw
     got = saver.get_tuple(cfg)
-    assert got is not None and got.checkpoint["channel_values"]["msg"] == "TOPSECRET" * 20
+    assert got is not None
+    assert got.checkpoint["channel_values"]["msg"] == "TOPSECRET" * 20
     assert got.pending_writes == [("t", "msg", "WRITESECRET")]
     # the wrong key cannot read it, and says so
     other = Codec(encryption=AESGCMEncryption({"k": AESGCMEncryption.generate_key()}))

@@ -99,12 +99,14 @@ async def test_async_matches_sync(url: str) -> None:
     await store.aput(("a",), "gone", {"text": "x"})
     await store.adelete(("a",), "gone")
     got = await store.aget(("a", "b"), "k")
-    assert got is not None and got.value == {"text": "banana"}
+    assert got is not None
+    assert got.value == {"text": "banana"}
     hits = await store.asearch(("a",), query="banana")
     assert [(h.key, h.score is not None) for h in hits] == [("k", True), ("off", False)]
     assert await store.alist_namespaces() == [("a", "b")]
     results = await store.abatch([GetOp(("a", "b"), "k"), PutOp(("a", "b"), "z", {"v": 1})])
-    assert results[1] is None and results[0] is not None
+    assert results[1] is None
+    assert results[0] is not None
 
 
 def test_ttl_minutes_refresh_on_read_and_sweep(url: str) -> None:
@@ -177,7 +179,8 @@ def test_values_go_through_the_codec(tmp_path: Path) -> None:
     assert b"PLAINTEXT-VALUE" not in raw
     assert store.get(("vault",), "k").value == {"secret": "PLAINTEXT-VALUE"}  # type: ignore[union-attr]
     (hit,) = store.search(("vault",), query="PLAINTEXT-VALUE")
-    assert hit.score is not None and hit.score > 0.99
+    assert hit.score is not None
+    assert hit.score > 0.99
 
 
 def test_configuration_and_namespace_errors() -> None:

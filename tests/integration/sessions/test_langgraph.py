@@ -98,7 +98,8 @@ def test_sync_api_round_trip(url: str) -> None:
     _put(saver, "t2", second, step=2)
     saver.prune(["t2"], strategy="keep_latest")
     (kept,) = saver.list(generate_config("t2"))
-    assert kept.parent_config is None and kept.metadata["step"] == 2
+    assert kept.parent_config is None
+    assert kept.metadata["step"] == 2
     saver.prune(["t2"], strategy="delete")
     saver.delete_thread("t1")
     assert list(saver.list(None)) == []
@@ -136,7 +137,7 @@ def test_ttl_on_redis_is_native_expiry(redis_url: str) -> None:
     cfg = _put(saver, "a", step=0, run_id="r")
     saver.put_writes(cfg, [("c", 1)], "task")
     client = redis.Redis.from_url(redis_url)
-    keys = client.keys(f"{prefix}:{{a}}:*") + [f"{prefix}:run:r".encode()]
+    keys = [*client.keys(f"{prefix}:{{a}}:*"), f"{prefix}:run:r".encode()]
     assert len(keys) == 6
     for key in keys:
         assert 0 < client.pttl(key) <= 60_000, key
@@ -196,7 +197,8 @@ def test_latest_checkpoint_on_redis_costs_the_same_commands_at_any_length(own_re
         client.config_resetstat()
         before = saver._engine.statements
         got = saver.get_tuple(generate_config(f"len{length}"))
-        assert got is not None and got.metadata["step"] == length - 1
+        assert got is not None
+        assert got.metadata["step"] == length - 1
         stats = client.info("commandstats")
         costs.append(
             (
@@ -257,7 +259,8 @@ async def test_store_answers_as_in_memory_store(url: str) -> None:
     assert ours.list_namespaces() == ref.list_namespaces()
     assert ours.list_namespaces(max_depth=1) == ref.list_namespaces(max_depth=1)
     got = await ours.aget(("users", "u1"), "b")
-    assert got is not None and got.value == {"text": "apple tart", "n": 2}
+    assert got is not None
+    assert got.value == {"text": "apple tart", "n": 2}
     assert got.created_at < got.updated_at or got.created_at == got.updated_at
     await ours.adelete(("users", "u2"), "c")
     assert await ours.alist_namespaces() == [("docs",), ("users", "u1")]
