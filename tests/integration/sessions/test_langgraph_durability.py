@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -44,7 +45,7 @@ def _check_own_thread(saver: CheckpointSaver, writer: int, acked: int) -> list[i
     """Every checkpoint of writer's thread, readable, each the child of the one before."""
     tuples = list(saver.list(generate_config(f"w{writer}")))
     steps = [t.metadata["step"] for t in tuples]
-    for newer, older in zip(tuples, tuples[1:]):
+    for newer, older in itertools.pairwise(tuples):
         assert newer.parent_config is not None
         assert newer.parent_config["configurable"]["checkpoint_id"] == older.checkpoint["id"]
         assert older.checkpoint["channel_values"]["i"] == older.metadata["step"]
