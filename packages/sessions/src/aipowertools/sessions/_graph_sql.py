@@ -505,6 +505,7 @@ class SqliteGraphEngine:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._target = f"file:{path}"
         self._local = threading.local()
+        self._native: dict[str, str] = {}  # psycopg-style SQL -> SQLite-style, converted once
         self._keeper = self._connect()  # keeps a shared in-memory database alive
         with self._keeper:
             for sql in _schema(self.plans.p, "BLOB", "REAL", "TEXT"):
@@ -528,10 +529,14 @@ class SqliteGraphEngine:
     def run(self, plan: Plan[_T], *, atomic: bool = False) -> _T:
         """Run ``plan``; ``atomic``: in one write transaction."""
         conn = self._conn()
+        native = self._native
 
         def execute(sql: str, params: dict[str, Any]) -> list[Any]:
             self.statements += 1
-            return conn.execute(_PARAM.sub(r":\1", sql), params).fetchall()
+            text = native.get(sql)
+            if text is None:
+                text = native[sql] = _PARAM.sub(r":\1", sql)
+            return conn.execute(text, params).fetchall()
 
         if not atomic:
             return _drive(plan, execute)
