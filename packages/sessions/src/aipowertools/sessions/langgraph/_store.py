@@ -193,7 +193,9 @@ class Store(BaseStore):
 
     def _record(self, value: Any, vectors: Sequence[Sequence[float]]) -> bytes:
         packed = array.array("f", [x for v in vectors for x in v]).tobytes()
-        return frame([self._codec.encode(dict(value)), self._sealer.seal(packed) if packed else b""])
+        return frame(
+            [self._codec.encode(dict(value)), self._sealer.seal(packed) if packed else b""]
+        )
 
     def _decode(self, stored: StoredItem) -> tuple[Item, list[list[float]]]:
         value, packed = unframe(stored.record, "store item")
