@@ -31,7 +31,8 @@ import json
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -53,15 +54,16 @@ from langchain_core.messages import (
     convert_to_openai_messages,
 )
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.router._deployment import Deployment
-from aipowertools.router._result import RouteResult
+from aipowertools.router._result import NoDeploymentError, RouteResult
 from aipowertools.router._router import LLMRouter
 from aipowertools.router._types import Chunk, Completion, ToolCall, ToolCallChunk
 
@@ -634,6 +636,120 @@ class RouterChatModel(BaseChatModel):
         if tool_choice is not None and tool_choice is not False:
             kwargs["tool_choice"] = tool_choice
         return super().bind(tools=formatted, **kwargs)
+
+    # ------------------------------------------------------------------ structured output
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        function_calling_fallback: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Structured output by tool calling or by the provider's native ``response_format``.
+
+        ``method="function_calling"`` (the default) binds the schema as a forced tool;
+        ``"json_schema"`` sends ``response_format={"type": "json_schema", ...}`` and
+        ``"json_mode"`` sends ``{"type": "json_object"}`` (the prompt must ask for JSON and
+        describe the shape). With a ``response_format`` the router only routes to deployments
+        that support structured output (``supports_json``, from the catalog's
+        ``supports_response_schema`` unless set on the deployment); when none does, the call
+        raises :class:`NoDeploymentError`, or, with ``function_calling_fallback=True``, is
+        made again by function calling.
+
+        Args:
+            schema: A Pydantic class (parsed into it), a TypedDict, a JSON schema or an
+                OpenAI tool schema (parsed into a dict). Optional with ``json_mode`` only.
+            method: ``"function_calling"``, ``"json_schema"`` or ``"json_mode"``.
+            include_raw: Return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``.
+            strict: Ask the provider to follow the schema exactly (``json_schema`` and
+                ``function_calling``).
+            function_calling_fallback: Fall back to function calling when no deployment
+                takes a ``response_format``.
+            **kwargs: Not supported (an error names them).
+
+        Returns:
+            A runnable that returns the parsed output.
+        """
+        if kwargs:
+            raise ConfigurationError(f"with_structured_output: unsupported arguments {kwargs}")
+        if method == "function_calling":
+            if schema is None:
+                raise ConfigurationError("with_structured_output: method='function_calling' "
+                                         "needs a schema")  # fmt: skip
+            if strict is not None:
+                tool = convert_to_openai_tool(schema, strict=strict)
+                return self._structured(
+                    self.bind_tools([tool], tool_choice=tool["function"]["name"],
+                                    ls_structured_output_format={"kwargs": {"method": method},
+                                                                 "schema": schema}),
+                    _tools_parser(schema), include_raw,
+                )  # fmt: skip
+            return super().with_structured_output(schema, include_raw=include_raw)
+        if method == "json_schema":
+            if schema is None:
+                raise ConfigurationError(
+                    "with_structured_output: method='json_schema' needs a schema"
+                )
+            function = convert_to_openai_tool(schema, strict=strict)["function"]
+            spec: dict[str, Any] = {"name": function["name"], "schema": function["parameters"]}
+            if function.get("description"):
+                spec["description"] = function["description"]
+            if strict is not None:
+                spec["strict"] = strict
+            response_format: dict[str, Any] = {"type": "json_schema", "json_schema": spec}
+        elif method == "json_mode":
+            response_format = {"type": "json_object"}
+        else:
+            raise ConfigurationError(
+                f"with_structured_output: method must be 'function_calling', 'json_schema' or "
+                f"'json_mode', got {method!r}"
+            )
+        bound = self.bind(
+            response_format=response_format,
+            ls_structured_output_format={
+                "kwargs": {"method": method, "strict": strict},
+                "schema": schema,
+            },
+        )
+        parser: Runnable[Any, Any] = (
+            PydanticOutputParser(pydantic_object=schema)
+            if isinstance(schema, type) and issubclass(schema, BaseModel)
+            else JsonOutputParser()
+        )
+        structured = self._structured(bound, parser, include_raw)
+        if not function_calling_fallback or schema is None:
+            return structured
+        return structured.with_fallbacks(
+            [self.with_structured_output(schema, include_raw=include_raw, strict=strict)],
+            exceptions_to_handle=(NoDeploymentError,),
+        )
+
+    @staticmethod
+    def _structured(
+        bound: Runnable[Any, Any], parser: Runnable[Any, Any], include_raw: bool
+    ) -> Runnable[LanguageModelInput, Any]:
+        if not include_raw:
+            return bound | parser
+        assign = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        none = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=bound) | assign.with_fallbacks([none], exception_key="parsing_error")
+
+
+def _tools_parser(schema: Any) -> Runnable[Any, Any]:
+    from langchain_core.output_parsers.openai_tools import (
+        JsonOutputKeyToolsParser,
+        PydanticToolsParser,
+    )
+
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return PydanticToolsParser(tools=[schema], first_tool_only=True)
+    name = convert_to_openai_tool(schema)["function"]["name"]
+    return JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
 
 
 class LangChainTransport:
