@@ -30,10 +30,16 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Literal
 
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    AgentState,
+    ModelRequest,
+    ModelResponse,
+)
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
@@ -67,7 +73,7 @@ from aipowertools.router._result import NoDeploymentError, RouteResult
 from aipowertools.router._router import LLMRouter
 from aipowertools.router._types import Chunk, Completion, ToolCall, ToolCallChunk
 
-__all__ = ["LangChainTransport", "RouterChatModel", "chat_model_deployment"]
+__all__ = ["LangChainTransport", "RouterChatModel", "RouterMiddleware", "chat_model_deployment"]
 
 #: Environment variable listing deployments (litellm model strings) when none are given.
 MODELS_ENV = "AIPOWERTOOLS_ROUTER_MODELS"
@@ -849,3 +855,78 @@ def chat_model_deployment(
         transport=LangChainTransport(model),
         **options,
     )
+
+
+class RouterMiddleware(AgentMiddleware[AgentState[Any], Any]):
+    """``create_agent`` middleware: every model call of the agent goes through an LLMRouter.
+
+    Each step is routed on its own: the router scores the step's conversation (or
+    ``complexity(request)`` does, e.g. hard for the planning step, easy for summarising tool
+    results) and picks the cheapest deployment good enough for it, among those that can take
+    the step's tools and, with a ``ProviderStrategy``, its ``response_format``. Tools, tool
+    choice, structured output (``ToolStrategy`` / ``ProviderStrategy``) and the agent's
+    ``model_settings`` are kept; the model given to ``create_agent`` is not called.
+
+    Args:
+        router: An :class:`LLMRouter`, or a :class:`RouterChatModel` to route with.
+        complexity: ``request -> 0..1`` difficulty of a step (default: the router's classifier
+            on the step's messages).
+        **options: Routing options for every step (``strategy``, ``required_quality``,
+            ``max_cost``, ``max_latency_ms``, ``confidential``, ...), as
+            :class:`RouterChatModel` takes them (only with an ``LLMRouter``).
+
+    Example:
+        >>> routed = RouterMiddleware(
+        ...     router, complexity=lambda req: 0.9 if len(req.messages) == 1 else 0.2
+        ... )  # doctest: +SKIP
+        >>> agent = create_agent(model, tools, middleware=[routed])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        router: LLMRouter | RouterChatModel,
+        *,
+        complexity: Callable[[ModelRequest[Any]], float] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        if isinstance(router, RouterChatModel):
+            if options:
+                raise ConfigurationError(
+                    "RouterMiddleware: give routing options to the RouterChatModel, or pass an "
+                    "LLMRouter with them"
+                )
+            self.model = router
+        elif isinstance(router, LLMRouter):
+            self.model = RouterChatModel(router=router, **options)
+        else:
+            raise ConfigurationError(
+                "RouterMiddleware needs an LLMRouter or a RouterChatModel, got "
+                f"{type(router).__name__}"
+            )
+        self.complexity = complexity
+
+    def _routed(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        settings = dict(request.model_settings)
+        if self.complexity is not None:
+            score = float(self.complexity(request))
+            if not 0.0 <= score <= 1.0:
+                raise ConfigurationError(f"complexity() must return 0..1, got {score}")
+            settings["complexity_score"] = score
+        return request.override(model=self.model, model_settings=settings)
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any]:
+        """Send this step's model call through the router."""
+        return handler(self._routed(request))
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any]:
+        """Async form of :meth:`wrap_model_call`."""
+        return await handler(self._routed(request))
