@@ -228,3 +228,60 @@ async def test_resilient_llm_tool_api_sync_and_predict_and_call(llm_simulator):
     aclient = getattr(inner, "_aclient", None)
     if aclient is not None:
         await aclient.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_resilience_middleware_around_each_model_call(llm_simulator, mode):
+    from langchain.agents import create_agent
+
+    from aipowertools.resilience.langchain import ResilienceMiddleware
+
+    _tool_loop_model(llm_simulator)
+    llm_simulator.schedule(MODEL, [Fault("rate_limit", retry_after=0.01), None, "bad_gateway"])
+    limiter = RateLimiter(tokens_per_minute=100_000)
+    events: list[Any] = []
+    middleware = ResilienceMiddleware(
+        rate_limiter=limiter,
+        retry=_retrying(events),
+        circuit_breaker=CircuitBreaker(f"mw-{mode}", failure_threshold=10),
+        timeout=30,
+        tokens=100,
+    )
+    agent = create_agent(_chat_openai(llm_simulator), [get_weather], middleware=[middleware])
+    inputs = {"messages": [{"role": "user", "content": "Weather in Paris?"}]}
+    state = agent.invoke(inputs) if mode == "sync" else await agent.ainvoke(inputs)
+    assert state["messages"][-1].content == "It is sunny."
+    assert [e.kind.value for e in events] == ["rate_limited", "transient"]
+    assert [r.status for r in llm_simulator.requests] == [429, 200, 502, 200]
+    # the limiter key defaults to the model's name; reservations corrected with usage
+    stats = limiter.get_stats(MODEL).keys[MODEL]
+    answered = sum(
+        r.prompt_tokens + r.completion_tokens for r in llm_simulator.requests if r.status == 200
+    )
+    # failed attempts keep their 100-token estimates; answered ones are corrected to usage
+    assert stats.usage["tokens_per_60s"][0] == 2 * 100 + answered
+
+
+def test_resilience_middleware_breaker_opens_and_bad_timeout(llm_simulator):
+    from langchain.agents import create_agent
+
+    from aipowertools.core.errors import CircuitOpenError, ConfigurationError
+    from aipowertools.resilience.langchain import ResilienceMiddleware, model_key
+
+    with pytest.raises(ConfigurationError, match="timeout"):
+        ResilienceMiddleware(timeout=0)
+    _tool_loop_model(llm_simulator)
+    llm_simulator.fail_next(MODEL, 5, "server_error")
+    breaker = CircuitBreaker("mw-open", failure_threshold=2)
+    agent = create_agent(
+        _chat_openai(llm_simulator),
+        [get_weather],
+        middleware=[ResilienceMiddleware(circuit_breaker=breaker, limiter_key="k")],
+    )
+    for _ in range(2):
+        with pytest.raises(Exception, match="500|Internal"):
+            agent.invoke({"messages": [{"role": "user", "content": "x"}]})
+    with pytest.raises(CircuitOpenError):
+        agent.invoke({"messages": [{"role": "user", "content": "x"}]})
+    assert llm_simulator.stats().requests == 2
+    assert model_key(object()) == "object"

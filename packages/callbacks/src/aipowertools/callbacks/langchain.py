@@ -55,7 +55,7 @@ from aipowertools.callbacks._genai import (
     span_ids,
     start_span,
 )
-from aipowertools.core.errors import BudgetExceededError, ConfigurationError
+from aipowertools.core.errors import BudgetExceededError, ConfigurationError, UnknownModelError
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -1094,6 +1094,11 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
     attaching those too never double counts), with the agent's thread id as the session.
     A failed call releases its reservation.
 
+    A model the catalog cannot price (a ``RouterChatModel``, whose router prices and, given
+    the same tracker, reserves each attempt itself; a custom model) reserves
+    ``estimate_usd`` per call (0 by default: the call is then refused only once the budget is
+    spent), and settles the cost its answer reports (``response_metadata["cost_usd"]``).
+
     When the budget cannot cover the next model call, the agent ends: the step answers with
     ``message`` (an ``AIMessage`` without tool calls, ``response_metadata["budget_exceeded"]``
     set), or, with ``on_exhausted="raise"``, the ``BudgetExceededError`` propagates.
@@ -1103,6 +1108,7 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
         on_exhausted: ``"end"`` (default) or ``"raise"``.
         message: Text of the closing answer; ``{error}`` is replaced by the budget error.
         max_tokens: Output cap assumed for the estimate when the model sets none.
+        estimate_usd: Worst-case cost reserved per call of a model the catalog cannot price.
         user: User the calls are for (``user:`` budgets).
         task: Task name (``task:`` budgets).
         tags: Project tags (``tag:`` budgets).
@@ -1122,12 +1128,16 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
         on_exhausted: Literal["end", "raise"] = "end",
         message: str = "I stopped here: the budget for this agent is spent ({error})",
         max_tokens: int | None = None,
+        estimate_usd: float = 0.0,
         user: str | None = None,
         task: str | None = None,
         tags: Sequence[str] = (),
     ) -> None:
         super().__init__()
         check_tracker(tracker, "BudgetMiddleware")
+        if estimate_usd < 0:
+            raise ConfigurationError(f"estimate_usd must be >= 0, got {estimate_usd!r}")
+        self.estimate_usd = estimate_usd
         if on_exhausted not in ("end", "raise"):
             raise ConfigurationError(f"on_exhausted must be 'end' or 'raise', got {on_exhausted!r}")
         self.tracker = tracker
@@ -1167,13 +1177,21 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
         key = _ledger_id(message)
         if key is not None:
             kwargs["request_id"] = key
-        if message is not None and not (message.response_metadata or {}).get("model_name"):
+        meta = (message.response_metadata if message is not None else None) or {}
+        if not meta.get("model_name"):
             kwargs["model"] = _model_name(request.model)
+        if meta.get("cost_usd") is not None:  # priced by whoever answered (the router)
+            kwargs["cost_usd"] = float(meta["cost_usd"])
         if message is None or message.usage_metadata is None:
             kwargs["model"] = _model_name(request.model)
             kwargs["usage"] = estimate_usage(None, message.text if message else "", None)
             kwargs["cost_exact"] = False
         return message, kwargs
+
+    def _unpriced(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Reservation arguments for a model the catalog cannot price."""
+        rest = {k: v for k, v in kwargs.items() if k not in ("model", "messages", "max_tokens")}
+        return {**rest, "estimate_usd": self.estimate_usd}
 
     def _exhausted(self, error: BudgetExceededError) -> AIMessage:
         if self.on_exhausted == "raise":
@@ -1189,8 +1207,12 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any] | AIMessage:
         """Reserve, call the model, settle (or release on failure)."""
+        kwargs = self._reserve_kwargs(request)
         try:
-            reservation = self.tracker.reserve(**self._reserve_kwargs(request))
+            try:
+                reservation = self.tracker.reserve(**kwargs)
+            except UnknownModelError:
+                reservation = self.tracker.reserve(**self._unpriced(kwargs))
         except BudgetExceededError as exc:
             return self._exhausted(exc)
         started = time.perf_counter()
@@ -1209,8 +1231,12 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any] | AIMessage:
         """Async form of :meth:`wrap_model_call`."""
+        kwargs = self._reserve_kwargs(request)
         try:
-            reservation = await self.tracker.areserve(**self._reserve_kwargs(request))
+            try:
+                reservation = await self.tracker.areserve(**kwargs)
+            except UnknownModelError:
+                reservation = await self.tracker.areserve(**self._unpriced(kwargs))
         except BudgetExceededError as exc:
             return self._exhausted(exc)
         started = time.perf_counter()
