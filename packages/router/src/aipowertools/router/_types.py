@@ -25,6 +25,8 @@ class Completion:
         input_tokens: prompt tokens billed.
         output_tokens: completion tokens billed.
         cached_input_tokens: prompt tokens served from the provider's cache.
+        cache_creation_input_tokens: prompt tokens written to the provider's cache (Anthropic
+            bills them above the input price); part of ``input_tokens``.
         reasoning_tokens: hidden reasoning tokens (part of ``output_tokens``).
         finish_reason: why the model stopped (``stop``, ``length``, ``tool_calls``...).
         model: the model name the provider reported.
@@ -37,6 +39,7 @@ class Completion:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
     reasoning_tokens: int = 0
     finish_reason: str | None = None
     model: str | None = None
@@ -56,11 +59,16 @@ class ToolCallChunk:
 
 @dataclass
 class Chunk:
-    """A piece of a streamed answer; the last chunk usually carries the usage."""
+    """A piece of a streamed answer; the last chunk usually carries the usage.
+
+    ``cached_input_tokens`` and ``cache_creation_input_tokens`` are part of ``input_tokens``.
+    """
 
     content: str = ""
     tool_call_chunks: list[ToolCallChunk] = field(default_factory=list)
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
     finish_reason: str | None = None
     model: str | None = None
