@@ -94,7 +94,7 @@ def test_budget_raises_when_configured_and_releases_on_failure(llm_simulator) ->
     failing = create_agent(
         _model(llm_simulator, max_tokens=100), [], middleware=[BudgetMiddleware(roomy)]
     )
-    with pytest.raises(Exception, match="401|[Aa]uthentication|invalid"):
+    with pytest.raises(Exception, match=r"401|[Aa]uthentication|invalid"):
         failing.invoke({"messages": [{"role": "user", "content": "hi"}]})
     assert roomy.reserved_usd() == 0  # the failed call's reservation was released
     assert roomy.records() == []
@@ -180,11 +180,10 @@ async def test_agent_log_errors_and_ledger_only(llm_simulator) -> None:
         agent.invoke({"messages": [{"role": "user", "content": "x"}]})
     assert [e["tool"] for e in logger.query("agent_tool_error")] == ["lookup", "lookup"]
     llm_simulator.fail_next(MODEL, 2, "authentication")
-    for call in (agent.invoke, agent.ainvoke):
-        with pytest.raises(Exception, match="401|[Aa]uthentication|invalid"):
-            result = call({"messages": [{"role": "user", "content": "x"}]})
-            if hasattr(result, "__await__"):
-                await result
+    with pytest.raises(Exception, match=r"401|[Aa]uthentication|invalid"):
+        agent.invoke({"messages": [{"role": "user", "content": "x"}]})
+    with pytest.raises(Exception, match=r"401|[Aa]uthentication|invalid"):
+        await agent.ainvoke({"messages": [{"role": "user", "content": "x"}]})
     errors = logger.query("agent_model_error")
     assert len(errors) == 2
     assert [e["error_kind"] for e in errors] == ["authentication", "authentication"]

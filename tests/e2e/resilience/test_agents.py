@@ -76,13 +76,9 @@ async def test_create_agent_runs_through_with_resilience(llm_simulator, mode):
     elif mode == "ainvoke":
         state = await agent.ainvoke(inputs)
     elif mode == "stream":
-        state = None
-        for state in agent.stream(inputs, stream_mode="values"):
-            pass
+        state = list(agent.stream(inputs, stream_mode="values"))[-1]
     else:
-        state = None
-        async for state in agent.astream(inputs, stream_mode="values"):
-            pass
+        state = [s async for s in agent.astream(inputs, stream_mode="values")][-1]
     assert state is not None
     messages = state["messages"]
     assert messages[1].tool_calls[0]["name"] == "get_weather"
@@ -156,7 +152,7 @@ def test_with_config_and_bind_tools_keep_the_breaker(llm_simulator):
     model = with_resilience(_chat_openai(llm_simulator), circuit_breaker=breaker)
     bound = model.bind_tools([get_weather]).with_config(tags=["weather"])
     for _ in range(2):
-        with pytest.raises(Exception, match="500|Internal"):
+        with pytest.raises(Exception, match=r"500|Internal"):
             bound.invoke("Nice?")
     with pytest.raises(CircuitOpenError):
         bound.invoke("Nice?")
@@ -165,9 +161,12 @@ def test_with_config_and_bind_tools_keep_the_breaker(llm_simulator):
 
 # llama-index-workflows inspects the agent instance with inspect.getmembers, which touches
 # pydantic's deprecated instance attributes (not ours; depends on which test runs first).
+_PYDANTIC_211 = "pydantic.warnings.PydanticDeprecatedSince211"
+
+
 @pytest.mark.filterwarnings(
-    "ignore:Accessing the 'model_computed_fields' attribute:pydantic.warnings.PydanticDeprecatedSince211",
-    "ignore:Accessing the 'model_fields' attribute:pydantic.warnings.PydanticDeprecatedSince211",
+    f"ignore:Accessing the 'model_computed_fields' attribute:{_PYDANTIC_211}",
+    f"ignore:Accessing the 'model_fields' attribute:{_PYDANTIC_211}",
 )
 async def test_function_agent_runs_through_resilient_llm(llm_simulator):
     from llama_index.core.agent.workflow import FunctionAgent
@@ -279,7 +278,7 @@ def test_resilience_middleware_breaker_opens_and_bad_timeout(llm_simulator):
         middleware=[ResilienceMiddleware(circuit_breaker=breaker, limiter_key="k")],
     )
     for _ in range(2):
-        with pytest.raises(Exception, match="500|Internal"):
+        with pytest.raises(Exception, match=r"500|Internal"):
             agent.invoke({"messages": [{"role": "user", "content": "x"}]})
     with pytest.raises(CircuitOpenError):
         agent.invoke({"messages": [{"role": "user", "content": "x"}]})

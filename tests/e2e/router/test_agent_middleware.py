@@ -1,4 +1,4 @@
-"""RouterMiddleware in a real ``create_agent`` tool loop, and every middleware of the suite together.
+"""RouterMiddleware in a real ``create_agent`` tool loop, and every middleware together.
 
 The provider simulator serves a cheap and a strong model; the agent's steps are routed on
 their own (hard planning step to the strong model, the easy follow-up to the cheap one), with
@@ -65,7 +65,7 @@ def _router(sim: Simulator) -> LLMRouter:
                 input_cost_per_token=5e-6,
                 output_cost_per_token=2e-5,
             ),
-        ],  # fmt: skip
+        ],
         monitor=False,
         catalog={},
     )
@@ -138,7 +138,7 @@ def test_router_middleware_arguments(two_tier) -> None:
     agent = create_agent(
         _placeholder(), [get_weather], middleware=[RouterMiddleware(router, complexity=lambda r: 2)]
     )
-    with pytest.raises(ConfigurationError, match="0..1"):
+    with pytest.raises(ConfigurationError, match=r"0\.\.1"):
         agent.invoke({"messages": [{"role": "user", "content": "x"}]})
 
 

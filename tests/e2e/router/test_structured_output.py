@@ -60,11 +60,25 @@ def jsim(recorder: Recorder) -> Iterator[Simulator]:
 def _router(sim: Simulator, *, json_capable: bool = True) -> LLMRouter:
     return LLMRouter(
         [
-            sim_deployment(sim, "json-capable", supports_json=json_capable, supports_tools=True,
-                           input_cost_per_token=1e-6, output_cost_per_token=1e-6, quality=0.8),
-            sim_deployment(sim, "tools-only", supports_json=False, supports_tools=True,
-                           input_cost_per_token=1e-9, output_cost_per_token=1e-9, quality=0.8),
-        ],  # fmt: skip
+            sim_deployment(
+                sim,
+                "json-capable",
+                supports_json=json_capable,
+                supports_tools=True,
+                input_cost_per_token=1e-6,
+                output_cost_per_token=1e-6,
+                quality=0.8,
+            ),
+            sim_deployment(
+                sim,
+                "tools-only",
+                supports_json=False,
+                supports_tools=True,
+                input_cost_per_token=1e-9,
+                output_cost_per_token=1e-9,
+                quality=0.8,
+            ),
+        ],
         monitor=False,
         catalog={},
     )
@@ -187,9 +201,9 @@ async def test_router_llm_structured_predict_fallback_and_default(
     assert llm.structured_predict(Joke, prompt, topic="cats") == Joke(**JOKE)
     assert await llm.astructured_predict(Joke, prompt, topic="cats") == Joke(**JOKE)
     assert [r.tool_names for r in recorder.seen] == [["Joke"], ["Joke"]]
-    assert RouterLLM(router=_router(jsim)).structured_predict(
-        Joke, prompt, topic="x"
-    ) == Joke(**JOKE)  # default: function calling
+    assert RouterLLM(router=_router(jsim)).structured_predict(Joke, prompt, topic="x") == Joke(
+        **JOKE
+    )  # default: function calling
     bad = RouterLLM(router=_router(jsim))
     bad.structured_output_method = "xml"  # type: ignore[assignment]
     with pytest.raises(ConfigurationError, match="structured_output_method"):
