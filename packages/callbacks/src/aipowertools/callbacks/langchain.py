@@ -665,6 +665,15 @@ class LoggingCallbackHandler(BaseCallbackHandler):
         self._tracer = get_tracer(tracer_provider) if spans else None
         self._runs = Runs()
 
+    def span_for(self, run_id: UUID) -> Any:
+        """The OpenTelemetry span this handler opened for a run still in progress, or None.
+
+        A model that makes calls of its own (``RouterChatModel``) runs them under this span,
+        so their spans are its children.
+        """
+        state = self._runs.get(run_id)
+        return state.span if state is not None else None
+
     # helpers --------------------------------------------------------------------------
     def _open(
         self,

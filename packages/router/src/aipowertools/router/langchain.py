@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -567,7 +568,8 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = self.router.route_sync(**self._route_kwargs(messages, stop, kwargs))
+        with _run_span(run_manager):
+            result = self.router.route_sync(**self._route_kwargs(messages, stop, kwargs))
         return ChatResult(generations=[ChatGeneration(message=_message(result))])
 
     async def _agenerate(
@@ -577,7 +579,8 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = await self.router.route(**self._route_kwargs(messages, stop, kwargs))
+        with _run_span(run_manager):
+            result = await self.router.route(**self._route_kwargs(messages, stop, kwargs))
         return ChatResult(generations=[ChatGeneration(message=_message(result))])
 
     def _stream(
@@ -587,7 +590,8 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
+        with _run_span(run_manager):
+            stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
         from aipowertools.router._sync import iterate_sync
 
         for chunk in iterate_sync(stream.__aiter__()):
@@ -604,7 +608,8 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
+        with _run_span(run_manager):
+            stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
         async for chunk in stream:
             generation = ChatGenerationChunk(message=_chunk_message(chunk))
             if run_manager is not None and chunk.content:
@@ -744,6 +749,33 @@ class RouterChatModel(BaseChatModel):
         )
         none = RunnablePassthrough.assign(parsed=lambda _: None)
         return RunnableMap(raw=bound) | assign.with_fallbacks([none], exception_key="parsing_error")
+
+
+@contextlib.contextmanager
+def _run_span(run_manager: Any) -> Iterator[None]:
+    """Make the span a callback handler opened for this chat-model run the active one.
+
+    The router's spans then sit under LangChain's chat span (a handler such as
+    ``LoggingCallbackHandler`` exposes it through ``span_for(run_id)``); without such a
+    handler they are children of whatever span is active (the user's).
+    """
+    span = None
+    if run_manager is not None:
+        for handler in run_manager.handlers:
+            span_for = getattr(handler, "span_for", None)
+            if callable(span_for):
+                span = span_for(run_manager.run_id)
+                if span is not None:
+                    break
+    if span is None:
+        yield
+        return
+    from opentelemetry import trace
+
+    with trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    ):
+        yield
 
 
 def _tools_parser(schema: Any) -> Runnable[Any, Any]:
