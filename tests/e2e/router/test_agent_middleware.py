@@ -180,13 +180,14 @@ async def test_every_middleware_together(two_tier, mode) -> None:
     config = {"configurable": {"thread_id": f"thread-{mode}"}}
     state = agent.invoke(inputs, config) if mode == "sync" else await agent.ainvoke(inputs, config)
     assert state["messages"][-1].content == "It is sunny in Paris."
-    # the router itself fails over between deployments; any attempt that still fails is
-    # retried by the resilience middleware. Either way both faults were absorbed.
+    # the router fails over between deployments (which one answers a retried step depends on
+    # how long the 429's Retry-After parks the strong model); both faults were absorbed and
+    # exactly two answers came back, one per model call
     statuses = [(r.model, r.status) for r in two_tier.requests]
-    assert statuses.count(("strong-model", 200)) == 1
-    assert statuses.count(("cheap-model", 200)) == 1
     assert ("strong-model", 429) in statuses
     assert ("cheap-model", 503) in statuses
+    assert [status for _, status in statuses].count(200) == 2
+    answered = [m.response_metadata["deployment"] for m in state["messages"] if m.type == "ai"]
     # budget: both model calls settled in the ledger under the thread, nothing left reserved
     records = tracker.records()
     assert len(records) == 2
@@ -195,7 +196,7 @@ async def test_every_middleware_together(two_tier, mode) -> None:
     assert tracker.spent_usd() == pytest.approx(sum(r.cost_usd for r in records))
     # log: one event per step, with the routing decision and the agent's ids
     calls = logger.query("agent_model_call")
-    assert [c["deployment"] for c in calls] == ["strong-model", "cheap-model"]
+    assert [c["deployment"] for c in calls] == answered
     assert {c["thread_id"] for c in calls} == {f"thread-{mode}"}
     assert logger.query("agent_end")[0]["cost_usd"] == pytest.approx(tracker.spent_usd())
     # resilience: each model call took its tokens from the shared limiter
