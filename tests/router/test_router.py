@@ -405,13 +405,12 @@ async def test_route_opens_a_span(transport: FakeTransport) -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from aipowertools.router import _router
+    from aipowertools.router import _telemetry
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    old = _router._TRACER
-    _router._TRACER = provider.get_tracer("test")
+    old = _telemetry.use(provider)
     try:
         transport.behaviours["a"] = Behaviour(fail_rate=1.0)
         r = router(transport, dep("a", price=1e-7), dep("b", price=1e-6))
@@ -420,8 +419,9 @@ async def test_route_opens_a_span(transport: FakeTransport) -> None:
         with pytest.raises(ContentPolicyError):
             await r.route(task="hi", deployments=["a"])
     finally:
-        _router._TRACER = old
-    ok, failed = exporter.get_finished_spans()
+        _telemetry.restore(old)
+    spans = exporter.get_finished_spans()
+    ok, failed = (s for s in spans if s.name == "aipowertools.router.route")
     assert ok.name == "aipowertools.router.route"
     assert ok.attributes["aipowertools.router.deployment"] == "b"
     assert ok.attributes["aipowertools.router.attempts"] == 2
