@@ -41,6 +41,10 @@ FieldOpt = Annotated[
     list[str] | None,
     typer.Option("--field", "-f", help="Field filter KEY=VALUE (repeatable; dots for nesting)."),
 ]
+FieldLongOpt = Annotated[
+    list[str] | None,
+    typer.Option("--field", help="Field filter KEY=VALUE (repeatable; dots for nesting)."),
+]
 SearchOpt = Annotated[
     str | None,
     typer.Option("--search", "-s", help="Words that must all occur (the store's text index)."),
@@ -190,7 +194,7 @@ def tail(
     search: SearchOpt = None,
     event_type: TypeOpt = None,
     level: LevelOpt = None,
-    field: FieldOpt = None,
+    field: FieldLongOpt = None,
     interval: Annotated[float, typer.Option(help="Seconds between polls with -f.", min=0.05)] = 0.5,
     max_events: Annotated[
         int | None, typer.Option(help="Stop after this many events with -f.", hidden=True)
