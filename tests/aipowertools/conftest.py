@@ -74,4 +74,4 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     for name in ("AIPOWERTOOLS_STORE", "AIPOWERTOOLS_LOG_STORE", "AIPOWERTOOLS_DASHBOARD_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AIPOWERTOOLS_HOME", str(home))
-    yield seed(home)
+    return seed(home)

@@ -110,7 +110,8 @@ def test_costs_subprocess(seeded: Seeded) -> None:
     out = sub(seeded, "costs", "--since", "7d")
     assert f"${seeded.total_usd:.6f}" in out
     out = sub(seeded, "costs", "--store", "redis://127.0.0.1:9/0", code=2)
-    assert out.startswith("aipowertools: store unavailable") and "Traceback" not in out
+    assert out.startswith("aipowertools: store unavailable")
+    assert "Traceback" not in out
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
@@ -136,7 +137,9 @@ def test_costs_export_subprocess(seeded: Seeded) -> None:
 
 def test_logs_query_filters(seeded: Seeded) -> None:
     out = cli("logs")
-    assert "llm_call" in out and "provider_error" in out and "budget_changed" in out
+    assert "llm_call" in out
+    assert "provider_error" in out
+    assert "budget_changed" in out
     assert "provider_error" in cli("logs", "--level", "error")
     assert "llm_call" not in cli("logs", "--level", "warning")
     assert "retry_scheduled" in cli("logs", "--type", "retry_scheduled")
@@ -163,12 +166,14 @@ def test_logs_free_text_search_uses_the_index(seeded: Seeded) -> None:
 
 def test_logs_subprocess(seeded: Seeded) -> None:
     out = sub(seeded, "logs", "search", "throttled")
-    assert "retry_scheduled" in out and "llm_call" not in out
+    assert "retry_scheduled" in out
+    assert "llm_call" not in out
 
 
 def test_logs_tail_and_follow(seeded: Seeded) -> None:
     out = cli("logs", "tail", "-n", "2")
-    assert out.count("\n") == 2 and "budget_changed" in out
+    assert out.count("\n") == 2
+    assert "budget_changed" in out
 
     from aipowertools.callbacks import StructuredLogger
 
@@ -230,14 +235,16 @@ def test_logs_verify_intact_and_broken(seeded: Seeded) -> None:
     with sqlite3.connect(seeded.home / "events.db") as db:
         db.execute("UPDATE audit SET payload = replace(payload, 'ann', 'eve')")
     out = cli("logs", "verify", code=1)
-    assert "BROKEN at record 1" in out and '"by": "eve"' in out
+    assert "BROKEN at record 1" in out
+    assert '"by": "eve"' in out
     assert json.loads(cli("logs", "verify", "--json", code=1))["first_bad_seq"] == 1
     assert "BROKEN at record 1" in sub(seeded, "logs", "verify", code=1)
 
 
 def test_logs_on_a_store_that_cannot_be_queried(seeded: Seeded) -> None:
     out = cli("logs", "--log-store", "redis://127.0.0.1:6379/0", code=2)
-    assert "cannot be queried" in out and len(out.strip().splitlines()) == 1
+    assert "cannot be queried" in out
+    assert len(out.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -245,9 +252,11 @@ def test_logs_on_a_store_that_cannot_be_queried(seeded: Seeded) -> None:
 
 def test_sessions_list_show_export(seeded: Seeded) -> None:
     out = cli("sessions", "list")
-    assert "conv-1\t1\t1\t2\t" in out and "conv-2\t1\t0\t0\t" in out
+    assert "conv-1\t1\t1\t2\t" in out
+    assert "conv-2\t1\t0\t0\t" in out
     shown = cli("sessions", "show", "conv-1")
-    assert "history: list of 2 items" in shown and '"content": "hello"' in shown
+    assert "history: list of 2 items" in shown
+    assert '"content": "hello"' in shown
     assert json.loads(cli("sessions", "show", "conv-1", "--json"))["user"] == {"id": 7}
     exported = json.loads(cli("sessions", "export"))
     assert exported["conv-2"] == {"draft": "unsent"}
@@ -287,13 +296,16 @@ def test_sessions_subprocess(seeded: Seeded, tmp_path: Path) -> None:
 
 def test_models_list_filter_show(seeded: Seeded) -> None:
     out = cli("models", "--provider", "openai", "--capability", "tools", "--min-window", "100000")
-    assert "gpt-4o-mini" in out and "claude" not in out
+    assert "gpt-4o-mini" in out
+    assert "claude" not in out
     rows = json.loads(cli("models", "--max-cost", "0.001", "--json"))
-    assert rows and all(r["price_per_1k_blended"] <= 0.001 for r in rows)
+    assert rows
+    assert all(r["price_per_1k_blended"] <= 0.001 for r in rows)
     observed = json.loads(cli("models", "--max-latency", "1000", "--json"))
     assert {r["id"] for r in observed} == {"gpt-4o-mini", "claude-sonnet"}  # seen in the ledger
     shown = json.loads(cli("models", "show", "gpt-4o-mini", "--json"))
-    assert shown["provider"] == "openai" and shown["observed_latency_ms"] is not None
+    assert shown["provider"] == "openai"
+    assert shown["observed_latency_ms"] is not None
     assert "input_cost_per_token" in cli("models", "show", "gpt-4o-mini")
     assert "unknown model" in cli("models", "show", "gpt-4o-minj", code=1)
     assert "no model matches" in cli("models", "--max-cost", "0", "--provider", "openai")
@@ -313,8 +325,10 @@ def test_monitor_per_deployment(seeded: Seeded) -> None:
     assert set(names) == {"openai/gpt-4o-mini", "anthropic/claude-sonnet"}
     mini = names["openai/gpt-4o-mini"]  # odd i: latencies 110, 130, ..., 330 ms
     assert mini["calls"] == 12
-    assert mini["latency_p50_ms"] == 210.0 and mini["latency_p99_ms"] == 330.0
-    assert mini["errors"] == 3 and mini["error_rate"] == pytest.approx(0.25)
+    assert mini["latency_p50_ms"] == 210.0
+    assert mini["latency_p99_ms"] == 330.0
+    assert mini["errors"] == 3
+    assert mini["error_rate"] == pytest.approx(0.25)
     assert data["open_circuits"] == []
     out = cli("monitor", "--window", "7d")
     assert "openai/gpt-4o-mini\t12\t25.0%\t75.0%\t210" in out
@@ -339,15 +353,18 @@ def test_doctor_checks_and_never_prints_keys(
     assert data["distributions"]["aipowertools-core"]
     assert data["litellm_local_price_map"] is True
     out = cli("doctor")
-    assert "sk-secret" not in out and "OPENAI_API_KEY" in out
+    assert "sk-secret" not in out
+    assert "OPENAI_API_KEY" in out
     monkeypatch.delenv("LITELLM_LOCAL_MODEL_COST_MAP")
     bad = cli("doctor", "--log-store", "postgresql://postgres@127.0.0.1:9/x", code=1)
-    assert "does not answer" in bad and "LITELLM_LOCAL_MODEL_COST_MAP=True" in bad
+    assert "does not answer" in bad
+    assert "LITELLM_LOCAL_MODEL_COST_MAP=True" in bad
 
 
 def test_doctor_subprocess(seeded: Seeded) -> None:
     out = sub(seeded, "doctor", env={"ANTHROPIC_API_KEY": "sk-ant-hidden"})
-    assert "ANTHROPIC_API_KEY" in out and "sk-ant-hidden" not in out
+    assert "ANTHROPIC_API_KEY" in out
+    assert "sk-ant-hidden" not in out
 
 
 # ----------------------------------------------------------------------------- simulate
@@ -414,7 +431,8 @@ def test_dashboard_command(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> N
     seen: dict[str, object] = {}
     monkeypatch.setattr(console, "serve_dashboard", lambda stores, **kw: seen.update(kw))
     cli("dashboard", "--port", "9999", "--since", "2d", "--budget", "5")
-    assert seen["port"] == 9999 and seen["budget_usd"] == 5
+    assert seen["port"] == 9999
+    assert seen["budget_usd"] == 5
     assert seen["since_s"] == pytest.approx(2 * 86400, abs=5)
     monkeypatch.undo()
     monkeypatch.setenv("AIPOWERTOOLS_HOME", str(seeded.home))
