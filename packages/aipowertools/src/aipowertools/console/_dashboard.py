@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from html import escape
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from aipowertools.console._data import (
     audit_status,
@@ -288,7 +289,12 @@ def create_app(state: DashboardState, *, token: str | None = None) -> Any:
         return wrapped
 
     async def page(request: Request) -> Response:
-        return Response(_asset("dashboard.html"), media_type="text/html; charset=utf-8")
+        body = _asset("dashboard.html")
+        if token is not None:  # the page's own assets carry the token too
+            query = ("?token=" + quote(token, safe="")).encode()
+            body = body.replace(b'"dashboard.css"', b'"dashboard.css' + query + b'"')
+            body = body.replace(b'"dashboard.js"', b'"dashboard.js' + query + b'"')
+        return Response(body, media_type="text/html; charset=utf-8")
 
     async def script(request: Request) -> Response:
         return Response(_asset("dashboard.js"), media_type="text/javascript; charset=utf-8")
