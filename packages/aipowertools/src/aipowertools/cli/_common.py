@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import sys
 import time
@@ -102,9 +101,7 @@ def iso(ts: float) -> str:
 
 def stores(store: str | None, log_store: str | None = None, home: str | None = None) -> Stores:
     """The stores a command reads, from its options and the environment."""
-    if home is not None:
-        os.environ["AIPOWERTOOLS_HOME"] = str(os.path.abspath(os.path.expanduser(home)))
-    return Stores.resolve(store, log_store)
+    return Stores.resolve(store, log_store, home=home)
 
 
 class Out:

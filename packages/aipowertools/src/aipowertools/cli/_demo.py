@@ -249,8 +249,11 @@ def _converse(console: Console, home: str, deployments: list[Any], start: float)
         logger.close()
     tracker.close()
     console.print(f"\nThe demo's stores are kept in {home}. See what it recorded:", markup=False)
-    console.print(f"  aipowertools dashboard --home {home}   (then open http://127.0.0.1:8470)",
-                  markup=False)  # fmt: skip
+    console.print(
+        f"  aipowertools dashboard --home {home}   (then open http://127.0.0.1:8470; "
+        "from the README's nox command: nox -s dashboard)",
+        markup=False,
+    )
     console.print(f"  aipowertools costs --home {home}", markup=False)
     console.print(f"  aipowertools logs --home {home}", markup=False)
     return 0

@@ -318,6 +318,9 @@ def dashboard(
     ] = None,
     since: SinceOpt = "30d",
     budget: Annotated[float | None, typer.Option(help="Monthly budget in USD.")] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Show what `aipowertools demo` recorded last.")
+    ] = False,
     store: StoreOpt = None,
     log_store: LogStoreOpt = None,
     home: HomeOpt = None,
@@ -328,6 +331,10 @@ def dashboard(
     except ImportError as exc:  # pragma: no cover - only without the console extra
         raise fail(f"the dashboard needs the console extra: pip install 'aipowertools[console]' "
                    f"({exc})") from None  # fmt: skip
+    if demo:
+        from aipowertools.core.stores import data_dir
+
+        home = str(data_dir() / "demo")
     target = stores(store, log_store, home)
     now = time.time()
     since_s = now - parse_time(since, now=now)

@@ -139,11 +139,7 @@ def deployment_stats(records: Iterable[LedgerRecord], window_s: float) -> list[d
     output tokens per second, from the ledger records of a window."""
     groups: dict[str, list[LedgerRecord]] = {}
     for r in records:
-        name = (
-            r.model
-            if r.provider is None or r.model.startswith(r.provider + "/")
-            else (f"{r.provider}/{r.model}")
-        )
+        name = r.model if r.provider is None or "/" in r.model else f"{r.provider}/{r.model}"
         groups.setdefault(name, []).append(r)
     out = []
     for name, rows in sorted(groups.items()):

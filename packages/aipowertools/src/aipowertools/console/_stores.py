@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aipowertools.core.errors import ConfigurationError
@@ -32,20 +33,35 @@ class Stores:
 
     @classmethod
     def resolve(
-        cls, store: str | None = None, log_store: str | None = None, namespace: str = "default"
+        cls,
+        store: str | None = None,
+        log_store: str | None = None,
+        namespace: str = "default",
+        *,
+        home: str | Path | None = None,
     ) -> Stores:
-        """Resolve the URLs from the options and the environment."""
-        from aipowertools.core.stores import data_dir, parse_store_url
-        from aipowertools.sessions import default_store_url as session_default
+        """Resolve the URLs from the arguments and the environment.
 
-        ledger = parse_store_url(store, default=f"sqlite:///{data_dir() / 'ledger.db'}")
-        logs = log_store or os.environ.get("AIPOWERTOOLS_LOG_STORE")
-        if not logs:
-            logs = ledger.raw if ledger.scheme == "postgresql" else ""
-        if not logs:
-            logs = f"sqlite:///{data_dir() / 'events.db'}"
+        ``home`` is a data directory whose embedded stores are read instead of the
+        environment's defaults (``store`` and ``log_store`` still win).
+        """
+        from aipowertools.core.stores import data_dir, parse_store_url
+
+        if home is not None:
+            base = Path(home).expanduser().resolve()
+            ledger = parse_store_url(store or f"sqlite:///{base / 'ledger.db'}", default="")
+            logs = log_store or (ledger.raw if ledger.scheme == "postgresql" else "")
+        else:
+            base = data_dir()
+            ledger = parse_store_url(store, default=f"sqlite:///{base / 'ledger.db'}")
+            logs = log_store or os.environ.get("AIPOWERTOOLS_LOG_STORE") or ""
+            if not logs and ledger.scheme == "postgresql":
+                logs = ledger.raw
+        logs = logs or f"sqlite:///{base / 'events.db'}"
         sessions = (
-            ledger.raw if ledger.scheme in ("redis", "postgresql", "memory") else session_default()
+            ledger.raw
+            if ledger.scheme in ("redis", "postgresql", "memory")
+            else f"diskcache://{base / 'sessions'}"
         )
         return cls(ledger.raw, logs, sessions, namespace)
 

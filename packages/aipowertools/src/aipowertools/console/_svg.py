@@ -70,8 +70,9 @@ def line_chart(
             )
         step = max(1, len(points) // 6)
         for i in range(0, len(points), step):
+            anchor = "end" if i == len(points) - 1 and i else "middle"
             parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 12}" text-anchor="middle" class="axis">'
+                f'<text x="{x(i):.1f}" y="{height - 12}" text-anchor="{anchor}" class="axis">'
                 f"{escape(points[i][0][5:] if len(points[i][0]) == 10 else points[i][0])}</text>"
             )
     else:
