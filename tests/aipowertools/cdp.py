@@ -81,7 +81,7 @@ class Page:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 20.0) -> Any:
+    def wait_for(self, expression: str, timeout: float = 60.0) -> Any:
         """Poll ``expression`` until it is truthy; its value (raises after ``timeout``)."""
         deadline = time.monotonic() + timeout
         while True:

@@ -23,9 +23,10 @@ from .conftest import Seeded
 CHROMIUM = find_chromium()
 if CHROMIUM is None and os.environ.get("CI"):  # pragma: no cover - .ci/run installs it
     raise RuntimeError("chromium is required under CI=true: apt-get install -y chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs chromium (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)"),
+]
 
 
 def _free_port() -> int:

@@ -23,6 +23,9 @@ from aipowertools.cli import app
 from .conftest import Seeded
 
 runner = CliRunner()
+# Real subprocesses import the suite (litellm with the simulator) and, under `nox -s tests`,
+# run under coverage: on a loaded machine one can take tens of seconds to start.
+pytestmark = pytest.mark.timeout(240)
 
 
 def cli(*args: str, code: int = 0) -> str:
@@ -40,7 +43,7 @@ def sub(seeded: Seeded, *args: str, code: int = 0, env: dict[str, str] | None = 
     environ = {**os.environ, "AIPOWERTOOLS_HOME": str(seeded.home), "COLUMNS": "80", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "aipowertools.cli", *args],
-        capture_output=True, text=True, env=environ, timeout=50,
+        capture_output=True, text=True, env=environ, timeout=180,
     )  # fmt: skip
     assert proc.returncode == code, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
@@ -212,7 +215,7 @@ def _follow(proc: subprocess.Popen[str], seeded: Seeded) -> None:
         assert json.loads(proc.stdout.readline())["event"] == "followed"
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
+        proc.wait(timeout=60)
 
 
 def test_logs_export(seeded: Seeded, tmp_path: Path) -> None:
@@ -395,7 +398,7 @@ def test_simulate_subprocess(seeded: Seeded) -> None:
             assert httpx.get(url + "/_sim/stats", timeout=10).status_code == 200
         finally:
             proc.terminate()
-            proc.wait(timeout=20)
+            proc.wait(timeout=60)
 
 
 def test_simulate_on_a_taken_port_is_one_line(seeded: Seeded) -> None:
@@ -457,16 +460,18 @@ def test_dashboard_subprocess(seeded: Seeded) -> None:
         try:
             assert proc.stdout is not None
             assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
-            for _ in range(200):
+            deadline = time.monotonic() + 150
+            while True:
                 try:
                     snap = httpx.get(f"http://127.0.0.1:{port}/api/snapshot", timeout=5).json()
                     break
                 except httpx.HTTPError:
+                    assert time.monotonic() < deadline, "the dashboard did not answer"
                     time.sleep(0.1)
             assert snap["data"]["summary"]["calls"] == seeded.calls
         finally:
             proc.terminate()
-            proc.wait(timeout=20)
+            proc.wait(timeout=60)
 
 
 # ----------------------------------------------------------------------------- the rest

@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 
 from aipowertools.cli import app
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Item .* is using the `ReadOnly` qualifier:UserWarning"
-)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier:UserWarning"),
+    # a real subprocess running the demo (litellm, LangChain, the simulator), under coverage
+    pytest.mark.timeout(240),
+]
 
 BLOCK_LANGCHAIN = """
 import sys
@@ -47,7 +49,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_demo_without_langchain_says_what_to_install_in_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", BLOCK_LANGCHAIN, str(tmp_path / "demo")],
-        capture_output=True, text=True, env=_env(tmp_path), timeout=50,
+        capture_output=True, text=True, env=_env(tmp_path), timeout=180,
     )  # fmt: skip
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
@@ -60,7 +62,7 @@ def test_demo_keeps_its_stores_forces_the_simulator_and_explains_itself(tmp_path
     home = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, "-m", "aipowertools.cli", "demo", "--simulator", "--home", str(home)],
-        capture_output=True, text=True, timeout=55,
+        capture_output=True, text=True, timeout=180,
         env=_env(tmp_path, OPENAI_API_KEY="sk-not-a-real-key"),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

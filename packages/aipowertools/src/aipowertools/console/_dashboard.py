@@ -38,6 +38,7 @@ from aipowertools.console._stores import Stores
 from aipowertools.console._svg import bar_chart, line_chart, money
 
 MONITOR_WINDOW_S = 3600.0
+KEEPALIVE_S = 15.0  # a comment line on an idle event stream, so proxies keep it open
 
 
 def _table(header: list[str], rows: list[list[Any]], table_id: str) -> str:
@@ -329,7 +330,7 @@ def create_app(state: DashboardState, *, token: str | None = None) -> Any:
                     yield f"event: update\ndata: {json.dumps({'version': sent})}\n\n"
                 await asyncio.sleep(0.2)
                 idle += 0.2
-                if idle >= 15:
+                if idle >= KEEPALIVE_S:
                     idle = 0.0
                     yield ": keep-alive\n\n"
 
