@@ -26,8 +26,8 @@ def test_open_circuits_from_redis(
                 mapping={"state": "open", "opened_at": str(now)})  # fmt: skip
     client.hset("aipowertools:circuit:{claude}:state", mapping={"state": "closed"})
     client.hset("aipowertools:circuit:{mistral}:state", mapping={"state": "half_open"})
-    client.set("aipowertools:router:health:open:gpt-4o-mini",
-               json.dumps({"until": now + 30, "reason": "5 failures", "by": "r1"}), px=60_000)  # fmt: skip
+    entry = {"until": now + 30, "reason": "5 failures", "by": "r1"}
+    client.set("aipowertools:router:health:open:gpt-4o-mini", json.dumps(entry), px=60_000)
     with CostTracker(store=redis_url) as tracker:
         tracker.record(model="gpt-4o", usage=Usage(input_tokens=5, output_tokens=5),
                        cost_usd=0.25, latency_ms=90.0, status="error")  # fmt: skip
