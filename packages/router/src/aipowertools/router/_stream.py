@@ -88,6 +88,7 @@ class RouteStream:
             end_route_span(span, self.result, error)
 
     async def _attempts(self, route_span: Any) -> AsyncGenerator[Chunk, None]:
+        cached = self._cached
         executor, accounting, observer = self._router._stream_parts()
         messages = self._prompt.messages
         prompt_tokens = self._prompt.tokens
