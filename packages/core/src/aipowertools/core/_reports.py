@@ -255,6 +255,10 @@ class LedgerQueries:
         """:meth:`total_usd` under the roadmap's name (``tracker.get_total()``)."""
         return self.total_usd(start, end, **filters)
 
+    def saved_usd(self, start: TimeLike = None, end: TimeLike = None, **filters: str) -> float:
+        """What response-cache hits in ``[start, end)`` saved (their ``saved_usd``), in USD."""
+        return sum(r.saved_usd for r in self._backend.records(self._query(start, end, filters)))
+
     def breakdown(
         self, by: GroupBy, start: TimeLike = None, end: TimeLike = None, **filters: str
     ) -> list[BreakdownRow]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aipowertools.core.errors import (
@@ -18,9 +18,11 @@ from aipowertools.router._attribution import NOBODY, Attribution
 from aipowertools.router._execute import _HEALTH_KINDS, can_fail_over, exhausted
 from aipowertools.router._pricing import call_cost, usage_of
 from aipowertools.router._result import Attempt, RouteResult
+from aipowertools.router._telemetry import AttemptTelemetry, end_route_span, start_route_span
 from aipowertools.router._types import Chunk, Completion, ToolCall
 
 if TYPE_CHECKING:
+    from aipowertools.router._cached import RouterCache
     from aipowertools.router._context import Prompt
     from aipowertools.router._engine import Decision
     from aipowertools.router._router import LLMRouter
@@ -42,9 +44,12 @@ class RouteStream:
         decision: Decision,
         prompt: Prompt,
         params: Mapping[str, Any],
+        cached: RouterCache | None = None,
+        *,
         who: Attribution = NOBODY,
     ) -> None:
         self._router = router
+        self._cached = cached
         self._who = who
         self.decision = decision
         self._prompt = prompt
@@ -52,11 +57,43 @@ class RouteStream:
         self.result: RouteResult | None = None
         self.deployment: str | None = None
         self.ttft_ms: float | None = None
+        # The span active where the stream was asked for is the parent of its spans, wherever
+        # (in whichever task) it is iterated.
+        from opentelemetry import context
+
+        self._otel_context = context.get_current()
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self._run()
 
     async def _run(self) -> AsyncIterator[Chunk]:
+        cached = self._cached
+        if cached is not None:
+            hit = await cached.lookup(self.decision.request_id)
+            if hit is not None:  # a cached stream replays as one: chunks, then usage
+                self.decision, self.deployment = hit.decision, hit.deployment
+                for chunk in hit.chunks or ():
+                    yield chunk
+                self.result = hit
+                return
+        span = start_route_span(
+            self.decision.request_id, self.decision.strategy, context=self._otel_context
+        )
+        error: BaseException | None = None
+        try:
+            async with contextlib.aclosing(self._attempts(span)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            end_route_span(span, self.result, error)
+
+    async def _attempts(self, route_span: Any) -> AsyncGenerator[Chunk, None]:
+        cached = self._cached
         executor, accounting, observer = self._router._stream_parts()
         messages = self._prompt.messages
         prompt_tokens = self._prompt.tokens
@@ -86,6 +123,7 @@ class RouteStream:
             attempts.append(record)
             t0 = time.perf_counter()
             state.begin(time.monotonic())
+            telemetry = AttemptTelemetry(d, self._params, parent=route_span, stream=True)
             agen = (d.transport or executor.transport).stream(d, messages, self._params)
             buffered: list[Chunk] = []
             try:
@@ -113,6 +151,7 @@ class RouteStream:
                     health.report(d.name, state, open_before, parked_before)
                 if observer is not None:
                     observer(d.name, record.latency_ms, False, 0, error.kind.value)
+                telemetry.failed(error.kind.value, error)
                 if accounting is not None:
                     await accounting.settle(token, record, cand, who=self._who)
                 errors.append(error)
@@ -122,12 +161,13 @@ class RouteStream:
             # Committed to this deployment: from here on an error reaches the caller.
             self.deployment = d.name
             self.ttft_ms = (time.perf_counter() - t0) * 1000.0
+            telemetry.first_chunk()
             parts: list[str] = []
             calls: dict[int, list[str]] = {}
             call_ids: dict[int, tuple[str, str]] = {}
             in_tokens: int | None = None
             out_tokens: int | None = None
-            cached: int | None = None
+            cached_in: int | None = None
             creation: int | None = None
             reasoning: int | None = None
             finish: str | None = None
@@ -154,13 +194,15 @@ class RouteStream:
                     if chunk.output_tokens is not None:
                         out_tokens = chunk.output_tokens
                     if chunk.cached_input_tokens is not None:
-                        cached = chunk.cached_input_tokens
+                        cached_in = chunk.cached_input_tokens
                     if chunk.cache_creation_tokens is not None:
                         creation = chunk.cache_creation_tokens
                     if chunk.reasoning_tokens is not None:
                         reasoning = chunk.reasoning_tokens
                     finish = chunk.finish_reason or finish
                     model = chunk.model or model
+                    if cached is not None:
+                        cached.keep(chunk)
                     yield chunk
                 outcome = "ok"
             except Exception as exc:
@@ -179,7 +221,7 @@ class RouteStream:
                 record.input_tokens = in_tokens if in_tokens is not None else prompt_tokens
                 record.output_tokens = out_tokens if out_tokens is not None else len(content) // 4
                 if not estimated:
-                    record.cached_input_tokens = cached or 0
+                    record.cached_input_tokens = cached_in or 0
                     record.cache_creation_tokens = creation or 0
                     record.reasoning_tokens = reasoning or 0
                 record.cost_usd = call_cost(d, usage_of(record))
@@ -201,6 +243,15 @@ class RouteStream:
                         d.name, record.latency_ms, record.ok, record.output_tokens,
                         None if record.ok else record.error_kind, self.ttft_ms,
                     )  # fmt: skip
+                if record.ok:
+                    telemetry.ok(
+                        input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+                        response_model=model, finish_reason=finish, cost_usd=record.cost_usd,
+                    )  # fmt: skip
+                elif outcome == "cancelled":
+                    telemetry.cancelled()
+                else:
+                    telemetry.failed(outcome, None)
                 if accounting is not None:
                     await accounting.settle(token, record, cand, who=self._who)
             completion = Completion(
@@ -235,6 +286,8 @@ class RouteStream:
             )
             self._router._hand_to_span(self._who, self.result)
             await self._router._after_stream(self.decision.request_id, d.name)
+            if cached is not None:
+                await cached.store(self.result)
             return
         raise exhausted(errors)
 

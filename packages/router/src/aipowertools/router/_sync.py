@@ -5,17 +5,19 @@ clients cached by litellm and the frameworks are bound to the loop that created 
 daemon thread per process owns one loop for every sync call; at interpreter exit it closes
 its async generators (the transports' connection pools) and stops, so no session is left for
 the garbage collector to complain about.
+
+The caller's context variables (the active OpenTelemetry span, LangChain's run context) are
+carried over to the background loop, so spans opened there are children of the caller's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -58,44 +60,23 @@ def _shutdown(timeout: float = 5.0) -> None:
         loop.close()
 
 
-def _submit(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> T:
-    """Run ``coro`` on ``loop`` in a copy of the caller's context; wait for its result.
-
-    The caller's context variables (an enclosing ``track_call`` span, OpenTelemetry's current
-    span, LlamaIndex instrument tags) reach the coroutine, as they would under ``await``.
-    """
-    context = contextvars.copy_context()
-    done: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def copy(task: asyncio.Task[T]) -> None:
-        if task.cancelled():
-            done.cancel()
-        elif task.exception() is not None:
-            done.set_exception(task.exception())
-        else:
-            done.set_result(task.result())
-
-    def start() -> None:
-        try:
-            task = context.run(loop.create_task, coro)
-        except BaseException as exc:  # the loop is closing: report it to the caller
-            coro.close()
-            done.set_exception(exc)
-            return
-        task.add_done_callback(copy)
-
-    loop.call_soon_threadsafe(start)
-    return done.result()
+async def _in_context(context: contextvars.Context, awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` with the values of ``context``'s variables (in this task only)."""
+    for var, value in context.items():
+        var.set(value)
+    return await awaitable
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the background loop and wait for its result in this thread."""
-    return _submit(coro, _background_loop())
+    wrapped = _in_context(contextvars.copy_context(), coro)
+    return asyncio.run_coroutine_threadsafe(wrapped, _background_loop()).result()
 
 
 def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
     """Iterate an async iterator from synchronous code, one item at a time."""
     loop = _background_loop()
+    context = contextvars.copy_context()
 
     async def step() -> tuple[bool, T | None]:
         try:
@@ -105,11 +86,13 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
 
     try:
         while True:
-            more, item = _submit(step(), loop)
+            more, item = asyncio.run_coroutine_threadsafe(
+                _in_context(context, step()), loop
+            ).result()
             if not more:
                 return
             yield item  # type: ignore[misc]
     finally:
         close = getattr(agen, "aclose", None)
         if close is not None:
-            _submit(close(), loop)
+            asyncio.run_coroutine_threadsafe(close(), loop).result()
