@@ -84,3 +84,20 @@ def test_burst_and_smooth_shape_the_limits() -> None:
     assert strict.default_limits == (Limit("requests", 600.0, 60.0),)
     with pytest.raises(ConfigurationError, match="burst"):
         RateLimiter(requests_per_minute=1, burst=0)
+
+
+def test_pacing_on_a_fake_clock_from_a_cold_start() -> None:
+    """One request per 0.1 s slot at 600 per minute, counted on the limiter's own clock."""
+    now = [1000.0]
+    limiter = RateLimiter(requests_per_minute=600, clock=lambda: now[0])
+    admitted = 0
+    for _ in range(20):  # 2 s of 0.1 s slots, 5 tries per slot
+        for _ in range(5):
+            if limiter.try_acquire("k") is not None:
+                admitted += 1
+        now[0] += 0.1
+    assert admitted == 20  # one per slot: never a burst above the per-second share
+    strict = RateLimiter(requests_per_minute=600, smooth=False, clock=lambda: now[0])
+    assert sum(strict.try_acquire("k") is not None for _ in range(30)) == 30  # all at once
+    bursty = RateLimiter(requests_per_minute=600, burst=10, clock=lambda: now[0])
+    assert sum(bursty.try_acquire("k") is not None for _ in range(30)) == 10
