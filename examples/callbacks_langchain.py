@@ -63,7 +63,7 @@ def main() -> None:
             f"simulator saw: {stats.served} calls, {stats.prompt_tokens} in / "
             f"{stats.completion_tokens} out"
         )
-        print("cost per user:", tracker.cost_per_user())
+        print("cost per user:", {u: f"${c:.6f}" for u, c in tracker.cost_per_user().items()})
 
         for event in log.query(event_type="chat_model_end"):
             print(

@@ -168,3 +168,43 @@ def test_handlers_refuse_a_missing_tracker_up_front() -> None:
             handler(None)
     with pytest.raises(ConfigurationError, match=r"instrument\(tracker=...\) needs a CostTracker"):
         instrument(tracker="memory://")
+
+
+@pytest.mark.parametrize("handler_cls", ["CostCallbackHandler"])
+def test_an_intended_budget_refusal_is_not_logged_as_a_callback_error(
+    handler_cls: str, caplog: pytest.LogCaptureFixture, llm_simulator
+) -> None:
+    import logging
+
+    import httpx
+    from langchain_openai import ChatOpenAI
+
+    import aipowertools.callbacks.langchain as lc
+    from aipowertools.core.errors import BudgetExceededError
+
+    llm_simulator.add_model(SimModel("gpt-4o-mini", reply="never"))
+    strict = CostTracker(budget_usd=1e-9, store="memory://")
+    handler = getattr(lc, handler_cls)(strict)
+    with httpx.Client() as client:
+        model = ChatOpenAI(
+            model="gpt-4o-mini",
+            base_url=llm_simulator.base_url("openai"),
+            api_key="sk-sim",
+            max_retries=0,
+            max_tokens=4000,
+            http_client=client,
+        )
+        with (
+            caplog.at_level(logging.WARNING, logger="langchain_core"),
+            pytest.raises(BudgetExceededError),
+        ):
+            model.invoke("Write a long essay", config={"callbacks": [handler]})
+    assert "Error in" not in caplog.text
+    assert llm_simulator.stats().requests == 0
+    # any other callback error is still LangChain's warning
+    other = logging.LogRecord(
+        "langchain_core.callbacks.manager", logging.WARNING, __file__, 1,
+        "Error in %s.%s callback: %s", ("CostCallbackHandler", "on_llm_end", "ValueError()"),
+        None,
+    )  # fmt: skip
+    assert lc._refusals_filter.filter(other) is True

@@ -72,6 +72,38 @@ __all__ = [
 ]
 
 _log = logging.getLogger("aipowertools.callbacks")
+
+
+class _IntendedRefusals(logging.Filter):
+    """Drops LangChain's "Error in CostCallbackHandler..." line for a budget refusal.
+
+    LangChain logs a warning for every exception a callback raises, then re-raises it when
+    the handler has ``raise_error``. A budget refusal is the cost handler doing its job (the
+    caller gets the ``BudgetExceededError``); the warning would report it as a fault.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (
+            record.msg == "Error in %s.%s callback: %s"
+            and isinstance(args, tuple)
+            and len(args) == 3
+            and args[0] in _REFUSING_HANDLERS
+            and str(args[2]).startswith("BudgetExceededError(")
+        )
+
+
+_REFUSING_HANDLERS = frozenset({"CostCallbackHandler", "AsyncCostCallbackHandler"})
+_refusals_filter = _IntendedRefusals()
+
+
+def _quiet_intended_refusals() -> None:
+    """Install the filter on LangChain's callback-manager logger (once)."""
+    target = logging.getLogger("langchain_core.callbacks.manager")
+    if _refusals_filter not in target.filters:
+        target.addFilter(_refusals_filter)
+
+
 _USER_KEYS = ("user", "user_id")
 _SESSION_KEYS = ("session", "session_id", "thread_id", "conversation_id")
 _TASK_KEYS = ("task", "task_name")
@@ -417,6 +449,7 @@ class CostCallbackHandler(_CostLogic, BaseCallbackHandler):
         monitor: Any = None,
     ) -> None:
         self._setup(tracker, user, session, task, tags, monitor)
+        _quiet_intended_refusals()
 
     def _start(
         self,
@@ -534,6 +567,7 @@ class AsyncCostCallbackHandler(_CostLogic, AsyncCallbackHandler):
         monitor: Any = None,
     ) -> None:
         self._setup(tracker, user, session, task, tags, monitor)
+        _quiet_intended_refusals()
 
     async def _astart(
         self,

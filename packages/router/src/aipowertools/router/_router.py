@@ -311,7 +311,11 @@ class LLMRouter:
             return
         from aipowertools.resilience import RateLimiter
 
-        limiter = RateLimiter(key_limits=limits, store=self.rate_limit_store, adaptive=False)
+        # The router fails over to another deployment instead of waiting for a slot, so its
+        # deployment limits stay strict sliding windows (pacing would turn them away early).
+        limiter = RateLimiter(
+            key_limits=limits, store=self.rate_limit_store, adaptive=False, smooth=False
+        )
         limited = frozenset(limits)
 
         async def acquire(cand: Any, prompt_tokens: int) -> Any:
