@@ -12,10 +12,8 @@ from aipowertools.testing import SimModel, Simulator
 
 with ExitStack() as stack:
     if os.environ.get("AIPOWERTOOLS_EXAMPLE") or not os.environ.get("OPENAI_API_KEY"):
-        sim = stack.enter_context(
-            Simulator(models=[SimModel("gpt-4o-mini", reply="Hello from LlamaIndex."),
-                              SimModel("gpt-4o")])  # fmt: skip
-        )
+        models = [SimModel("gpt-4o-mini", reply="Hello from LlamaIndex."), SimModel("gpt-4o")]
+        sim = stack.enter_context(Simulator(models=models))
         os.environ.update(OPENAI_API_KEY="sk-sim", OPENAI_BASE_URL=sim.base_url("openai"))
 
     # --- paste from here -------------------------------------------------------------
