@@ -112,7 +112,7 @@ def test_anthropic_stream_reader_usage_tools_and_errors() -> None:
     assert chunks[2].tool_call_chunks[0].arguments == '{"x"'
     last = chunks[-1]
     assert (last.input_tokens, last.output_tokens) == (18, 4)
-    assert (last.cached_input_tokens, last.cache_creation_input_tokens) == (10, 5)
+    assert (last.cached_input_tokens, last.cache_creation_tokens) == (10, 5)
     assert last.finish_reason == "tool_calls"
     with pytest.raises(anthropic.StreamError) as info:
         list(reader.feed(_events({"type": "error", "error": {"type": "overloaded_error"}})[1]))

@@ -25,8 +25,7 @@ class Completion:
         input_tokens: prompt tokens billed.
         output_tokens: completion tokens billed.
         cached_input_tokens: prompt tokens served from the provider's cache.
-        cache_creation_input_tokens: prompt tokens written to the provider's cache (Anthropic
-            bills them above the input price); part of ``input_tokens``.
+        cache_creation_tokens: prompt tokens written to the provider's cache.
         reasoning_tokens: hidden reasoning tokens (part of ``output_tokens``).
         finish_reason: why the model stopped (``stop``, ``length``, ``tool_calls``...).
         model: the model name the provider reported.
@@ -39,7 +38,7 @@ class Completion:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
+    cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
     finish_reason: str | None = None
     model: str | None = None
@@ -61,7 +60,9 @@ class ToolCallChunk:
 class Chunk:
     """A piece of a streamed answer; the last chunk usually carries the usage.
 
-    ``cached_input_tokens`` and ``cache_creation_input_tokens`` are part of ``input_tokens``.
+    The token counts are ``None`` on chunks without usage; on the usage chunk they follow
+    :class:`Completion` (cached, cache-creation and reasoning tokens are part of the input
+    and output counts).
     """
 
     content: str = ""
@@ -69,6 +70,7 @@ class Chunk:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    reasoning_tokens: int | None = None
     finish_reason: str | None = None
     model: str | None = None

@@ -252,7 +252,7 @@ def completion(response: Mapping[str, Any]) -> Completion:
         input_tokens=prompt,
         output_tokens=output,
         cached_input_tokens=read,
-        cache_creation_input_tokens=write,
+        cache_creation_tokens=write,
         finish_reason=_FINISH.get(str(reason), reason) if reason else None,
         model=response.get("model"),
         usage_estimated=usage is None,
@@ -304,7 +304,7 @@ class StreamReader:
                 input_tokens=self.input,
                 output_tokens=int(usage.get("output_tokens") or 0),
                 cached_input_tokens=self.read,
-                cache_creation_input_tokens=self.write,
+                cache_creation_tokens=self.write,
                 model=self.model,
             )
         elif kind == "error":
