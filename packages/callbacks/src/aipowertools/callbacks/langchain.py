@@ -1119,7 +1119,8 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
     A model the catalog cannot price (a ``RouterChatModel``, whose router prices and, given
     the same tracker, reserves each attempt itself; a custom model) reserves
     ``estimate_usd`` per call (0 by default: the call is then refused only once the budget is
-    spent), and settles the cost its answer reports (``response_metadata["cost_usd"]``).
+    spent), and settles the cost its answer reports (``response_metadata["cost_usd"]``), else
+    that estimate, marked inexact.
 
     When the budget cannot cover the next model call, the agent ends: the step answers with
     ``message`` (an ``AIMessage`` without tool calls, ``response_metadata["budget_exceeded"]``
