@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from aipowertools.cache import ResponseCache
 from aipowertools.core.errors import (
     ConfigurationError,
     ContextWindowExceededError,
@@ -19,6 +20,7 @@ from aipowertools.core.errors import (
 )
 from aipowertools.core.stores import parse_store_url
 from aipowertools.router import _telemetry
+from aipowertools.router._cached import RouterCache
 from aipowertools.router._complexity import (
     ComplexityClassifier,
     downgrade_factor,
@@ -138,6 +140,9 @@ class LLMRouter:
             this process's state.
         health_refresh_s: with a shared ``health_store``, the shortest interval between two
             reads of other routers' reports (one ``MGET`` at the start of a call).
+        cache: a response cache (``aipowertools.cache.LLMCache``): a hit answers before
+            routing, budget reservation and rate limiting, costs $0 and is recorded in the
+            ledger with what it saved; ``result.cache`` says ``hit``, ``semantic`` or ``miss``.
 
     Example:
         >>> router = LLMRouter(
@@ -171,6 +176,7 @@ class LLMRouter:
         rate_limit_store: str | None = None,
         health_store: str | None = None,
         health_refresh_s: float = 0.5,
+        cache: ResponseCache | None = None,
     ) -> None:
         if budget_usd_per_month is not None and budget_usd_per_month <= 0:
             raise ConfigurationError(
@@ -210,6 +216,12 @@ class LLMRouter:
         self._executor.health = self._shared_health
         self._sync_limits()
         self._served: OrderedDict[str, str] = OrderedDict()
+        if cache is not None and not isinstance(cache, ResponseCache):
+            raise ConfigurationError(
+                f"cache must be an aipowertools.cache.LLMCache (or implement ResponseCache), "
+                f"got {type(cache).__name__}"
+            )
+        self.cache = cache
 
     # ------------------------------------------------------------------ deployments
     @property
@@ -451,6 +463,12 @@ class LLMRouter:
         start = time.perf_counter()
         rid = request_id or uuid.uuid4().hex
         prompt = prepare(task, messages)
+        cached = RouterCache.open(self, prompt.messages, _call_params(dict(params), max_tokens,
+            tools, tool_choice, response_format), {"deployments": deployments, "strategy":
+            strategy, "required_quality": required_quality, "max_cost": max_cost}, tags,
+            confidential)  # fmt: skip
+        if cached is not None and (hit := await cached.lookup(rid)) is not None:
+            return hit
         strat = self.strategy if strategy is None else get_strategy(strategy)
         await self._refresh_health()
         prompt, decision = self._decide(
@@ -509,6 +527,8 @@ class LLMRouter:
                        "attempts": len(attempts), "strategy": decision.strategy,
                        "confidence": decision.confidence},
             )  # fmt: skip
+        if cached is not None:
+            await cached.store(result)
         return result
 
     def stream(
@@ -550,7 +570,10 @@ class LLMRouter:
             needs_json=response_format is not None, only=deployments,
         )  # fmt: skip
         call_params = _call_params(params, max_tokens, tools, tool_choice, response_format)
-        return RouteStream(self, decision, prompt, call_params)
+        cached = RouterCache.open(self, prepare(task, messages).messages, call_params,
+            {"deployments": deployments, "strategy": strategy, "required_quality":
+            required_quality, "max_cost": max_cost}, tags, confidential)  # fmt: skip
+        return RouteStream(self, decision, prompt, call_params, cached)
 
     def route_sync(self, task: str | None = None, **kwargs: Any) -> RouteResult:
         """:meth:`route` for synchronous code (runs on a background event loop)."""

@@ -20,6 +20,7 @@ from aipowertools.router._telemetry import AttemptTelemetry, end_route_span, sta
 from aipowertools.router._types import Chunk, Completion, ToolCall
 
 if TYPE_CHECKING:
+    from aipowertools.router._cached import RouterCache
     from aipowertools.router._context import Prompt
     from aipowertools.router._engine import Decision
     from aipowertools.router._router import LLMRouter
@@ -36,9 +37,15 @@ class RouteStream:
     """
 
     def __init__(
-        self, router: LLMRouter, decision: Decision, prompt: Prompt, params: Mapping[str, Any]
+        self,
+        router: LLMRouter,
+        decision: Decision,
+        prompt: Prompt,
+        params: Mapping[str, Any],
+        cached: RouterCache | None = None,
     ) -> None:
         self._router = router
+        self._cached = cached
         self.decision = decision
         self._prompt = prompt
         self._params = params
@@ -55,6 +62,15 @@ class RouteStream:
         return self._run()
 
     async def _run(self) -> AsyncIterator[Chunk]:
+        cached = self._cached
+        if cached is not None:
+            hit = await cached.lookup(self.decision.request_id)
+            if hit is not None:  # a cached stream replays as one: chunks, then usage
+                self.decision, self.deployment = hit.decision, hit.deployment
+                for chunk in hit.chunks or ():
+                    yield chunk
+                self.result = hit
+                return
         span = start_route_span(
             self.decision.request_id, self.decision.strategy, context=self._otel_context
         )
@@ -72,6 +88,7 @@ class RouteStream:
             end_route_span(span, self.result, error)
 
     async def _attempts(self, route_span: Any) -> AsyncGenerator[Chunk, None]:
+        cached = self._cached
         executor, accounting, observer = self._router._stream_parts()
         messages = self._prompt.messages
         prompt_tokens = self._prompt.tokens
@@ -168,6 +185,8 @@ class RouteStream:
                         out_tokens = chunk.output_tokens
                     finish = chunk.finish_reason or finish
                     model = chunk.model or model
+                    if cached is not None:
+                        cached.keep(chunk)
                     yield chunk
                 outcome = "ok"
             except Exception as exc:
@@ -245,6 +264,8 @@ class RouteStream:
                 catalog_model=d.catalog_model or d.model,
             )
             await self._router._after_stream(self.decision.request_id, d.name)
+            if cached is not None:
+                await cached.store(self.result)
             return
         raise exhausted(errors)
 

@@ -130,7 +130,7 @@ def _usage(input_tokens: int, output_tokens: int) -> UsageMetadata:
 
 
 def _metadata(result: RouteResult) -> dict[str, Any]:
-    return {
+    meta = {
         "model_name": result.catalog_model or result.model,
         "model_provider": "aipowertools-router",
         "provider": result.provider,
@@ -142,6 +142,9 @@ def _metadata(result: RouteResult) -> dict[str, Any]:
         "attempts": len(result.attempts),
         "decision": result.decision.as_dict(),
     }
+    if result.cache is not None:  # hit | semantic | miss, with a response cache
+        meta["cache"] = result.cache
+    return meta
 
 
 def _message(result: RouteResult) -> AIMessage:

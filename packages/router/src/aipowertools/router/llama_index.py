@@ -85,7 +85,7 @@ def _to_openai(message: ChatMessage) -> dict[str, Any]:
 
 
 def _raw(result: RouteResult) -> dict[str, Any]:
-    return {
+    raw = {
         "model": result.model,
         "provider": result.provider,
         "deployment": result.deployment,
@@ -101,6 +101,9 @@ def _raw(result: RouteResult) -> dict[str, Any]:
         },
         "decision": result.decision.as_dict(),
     }
+    if result.cache is not None:  # hit | semantic | miss, with a response cache
+        raw["cache"] = result.cache
+    return raw
 
 
 def _chat_response(result: RouteResult) -> ChatResponse:
