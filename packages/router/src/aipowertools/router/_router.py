@@ -19,6 +19,7 @@ from aipowertools.core.errors import (
     RateLimitExceededError,
 )
 from aipowertools.core.stores import parse_store_url
+from aipowertools.router import _telemetry
 from aipowertools.router._cached import RouterCache
 from aipowertools.router._complexity import (
     ComplexityClassifier,
@@ -35,6 +36,7 @@ from aipowertools.router._result import Attempt, NoDeploymentError, RouteResult
 from aipowertools.router._strategies import Strategy, get_strategy
 from aipowertools.router._stream import RouteStream
 from aipowertools.router._sync import iterate_sync, run_sync
+from aipowertools.router._telemetry import ROUTE_SPAN
 from aipowertools.router._transport import LiteLLMTransport, Transport
 
 if TYPE_CHECKING:
@@ -484,7 +486,7 @@ class LLMRouter:
         call_params = _call_params(params, max_tokens, tools, tool_choice, response_format)
         attempts: list[Attempt] = []
         with _tracer().start_as_current_span(
-            "aipowertools.router.route",
+            ROUTE_SPAN,
             attributes={"aipowertools.request_id": rid, "aipowertools.router.strategy": strat.name},
         ) as span:
             cand, completion = await self._executor.run(
@@ -498,9 +500,6 @@ class LLMRouter:
                         "aipowertools.router.attempts": len(attempts),
                         "aipowertools.router.confidence": decision.confidence,
                         "aipowertools.cost_usd": sum(a.cost_usd for a in attempts),
-                        "gen_ai.request.model": d.model,
-                        "gen_ai.usage.input_tokens": completion.input_tokens,
-                        "gen_ai.usage.output_tokens": completion.output_tokens,
                     }
                 )
         self._remember(rid, d.name)
@@ -676,17 +675,9 @@ def _shared_health(url: str | None, refresh_s: float) -> SharedHealth | None:
     return SharedHealth(parsed, refresh_s=refresh_s)
 
 
-_TRACER: Any = None
-
-
 def _tracer() -> Any:
     """The OpenTelemetry tracer of the router (a no-op until an SDK is installed)."""
-    global _TRACER
-    if _TRACER is None:
-        from opentelemetry import trace
-
-        _TRACER = trace.get_tracer("aipowertools.router")
-    return _TRACER
+    return _telemetry.tracer()
 
 
 def _call_params(
