@@ -133,7 +133,6 @@ def test_chat_prompts_are_keyed_by_their_messages() -> None:
 
 
 def test_semantic_matching_embeds_the_last_user_message() -> None:
-    from langchain_core.embeddings import FakeEmbeddings  # noqa: F401 - the interface
     from langchain_core.load import dumps as lc_dumps
     from langchain_core.messages import HumanMessage
 
