@@ -1112,8 +1112,10 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
     Before each model call of the agent the worst-case cost (prompt tokens x input price +
     ``max_tokens`` x output price) is reserved in the :class:`~aipowertools.core.CostTracker`
     (atomically, across processes sharing its store); after the call the real cost is
-    settled into the ledger, keyed like the router's and the cost handlers' records (so
-    attaching those too never double counts), with the agent's thread id as the session.
+    settled into the ledger, keyed like the router's records (a ``RouterChatModel`` recording
+    into the same tracker never double counts) or by the provider's response id, with the
+    agent's thread id as the session. (A ``CostCallbackHandler`` keys a non-router model's
+    calls by its own run id: do not attach both to one tracker for such a model.)
     A failed call releases its reservation.
 
     A model the catalog cannot price (a ``RouterChatModel``, whose router prices and, given
@@ -1284,8 +1286,8 @@ class AgentLogMiddleware(AgentMiddleware[_AgentIdsState, Any]):
     * ``agent_tool_call`` per tool call: ``tool``, ``tool_call_id``, ``latency_ms``,
       ``status``; ``agent_tool_error`` on failure.
 
-    With a ``cost_tracker`` each model call is also written to the ledger (keyed like the
-    router's and the cost handlers' records, so nothing is counted twice), with the thread
+    With a ``cost_tracker`` each model call is also written to the ledger (keyed like
+    :class:`BudgetMiddleware`'s records, so both on one tracker write one record), with the thread
     id as the session and ``agent_run:<id>`` as a tag.
 
     Args:
