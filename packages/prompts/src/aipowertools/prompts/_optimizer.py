@@ -24,7 +24,8 @@ DEFAULT_AGGRESSIVE_RATIO = 0.7
 _WHY = {
     "whitespace": "runs of spaces and blank lines outside code collapsed",
     "json": "embedded JSON minified (strings and numbers kept as written)",
-    "duplicate paragraph": "repeated paragraph removed (first kept)",
+    "duplicate paragraph": "paragraph found verbatim earlier removed (first kept)",
+    "chunk overlap": "start of a paragraph repeating the end of the text before it removed",
     "exact duplicate sentence": "repeated sentence removed (first kept)",
     "near duplicate sentence": "near-identical sentence removed; its numbers and names are in "
     "the one kept",
