@@ -147,14 +147,14 @@ def corpus() -> dict[str, list[Any]]:
         classes["RAG, hybrid retrieval (a chunk retrieved twice)"].append(
             fill(template, "\n\n".join(dense + keyword), query)
         )
-    dists = sorted(metadata.distributions(), key=lambda d: d.metadata["Name"] or "")
+    dists = sorted(metadata.distributions(), key=lambda d: d.metadata.get("Name") or "")
     for _ in range(40):
         picked = rng.sample(dists, 4)
         result = [
             {
-                "name": d.metadata["Name"],
+                "name": d.metadata.get("Name", ""),
                 "version": d.version,
-                "summary": d.metadata["Summary"],
+                "summary": d.metadata.get("Summary", ""),
                 "requires": (d.requires or [])[:8],
             }
             for d in picked

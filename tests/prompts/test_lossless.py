@@ -82,7 +82,13 @@ def documents(draw: st.DrawFn) -> str:
             piece = draw(st.sampled_from(said))
         elif kind == "overlap" and pieces:  # a retrieved chunk overlapping the text before it
             so_far = "".join(pieces)
-            start = draw(st.integers(max(0, len(so_far) - 300), len(so_far)))
+            # cut after a sentence, outside code blocks (as a sentence-aware splitter does)
+            cuts = [
+                p
+                for p in range(max(2, len(so_far) - 300), len(so_far) + 1)
+                if so_far[p - 2 : p] == ". " and so_far[:p].count("```") % 2 == 0
+            ] or [len(so_far)]
+            start = draw(st.sampled_from(cuts))
             piece = "\n\n" + so_far[start:] + draw(sentence)
         elif kind == "quoted":
             piece = f"He said {draw(quoted)} there."

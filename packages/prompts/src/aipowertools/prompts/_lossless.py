@@ -34,7 +34,7 @@ NEAR_DUPLICATE = 0.8
 _JSON_START = re.compile(r'\{\s*["}]|\[\s*[\[{"\d\]-]|\[\s*(?:true|false|null)\b')
 _MAX_POSTINGS = 32
 _MIN_REPEAT_CHARS = 40
-_OVERLAP_ANCHOR = 40
+_OVERLAP_ANCHOR = 20
 _OVERLAP_WINDOW = 8_000
 _MIN_JSON = 20
 
@@ -263,7 +263,7 @@ def dedupe(text: str, log: PassLog, near: float = NEAR_DUPLICATE) -> str:
             log.add("duplicate paragraph")
             continue
         cut = _overlap(earlier.rstrip(), body) if earlier else 0
-        if cut >= _MIN_REPEAT_CHARS:
+        if cut >= _OVERLAP_ANCHOR:
             log.add("chunk overlap")
             paragraph = body[cut:].lstrip()
         kept = _dedupe_sentences(paragraph, seen, log)
