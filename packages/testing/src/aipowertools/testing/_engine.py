@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -50,8 +50,16 @@ class Engine:
     dict assignments) and :class:`StatsBook`, which has its own lock.
     """
 
-    def __init__(self, models: list[SimModel], seed: int, strict: bool, api_key: str | None):
+    def __init__(
+        self,
+        models: list[SimModel],
+        seed: int,
+        strict: bool,
+        api_key: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.seed = seed
+        self.clock = clock
         self.strict = strict
         self.api_key = api_key
         self.models: dict[str, SimModel] = {}
@@ -208,7 +216,7 @@ class Engine:
             if early is not None:
                 return early
         window = self.windows[model.name]
-        now = time.monotonic()
+        now = self.clock()
         limited = window.check(now, prompt_tokens)
         if limited is not None:
             limit, retry_after = limited
