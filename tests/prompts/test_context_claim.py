@@ -26,6 +26,9 @@ import pytest
 from aipowertools.core import count_tokens, default_catalog
 from aipowertools.prompts import ContextManager, ContextOverflowError
 
+# 1,000 conversations per model: allow for the first test importing litellm on a busy machine
+pytestmark = pytest.mark.timeout(300)
+
 CONVERSATIONS = 1_000
 RECOUNT_EVERY = 40
 WORDS = [

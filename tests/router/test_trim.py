@@ -48,9 +48,7 @@ async def test_trim_keeps_tool_exchanges_whole_and_the_agent_step_in_flight(
             {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [
-                    {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                ],
+                "tool_calls": [{"id": f"c{i}", "type": "function", "function": {"name": "f"}}],
             },
             {"role": "tool", "tool_call_id": f"c{i}", "content": "r" * 200},
         ]

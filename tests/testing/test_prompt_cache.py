@@ -223,3 +223,36 @@ def test_prompt_caching_can_be_turned_off_and_ttl_is_checked(llm_simulator: Simu
     assert reply.usage is not None
     assert reply.usage.prompt_tokens_details is not None
     assert reply.usage.prompt_tokens_details.cached_tokens == 0
+
+
+def test_tool_blocks_odd_blocks_and_a_full_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aipowertools.testing._prompt_cache as module
+
+    clock = Clock()
+    cache = PromptCache(clock)
+    body = {
+        "system": [{"type": "text", "text": SYSTEM}, 42],
+        "messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "input": {"q": 1}}]},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t",
+                        "content": [{"type": "text", "text": "r"}],
+                    },
+                    {"type": "text", "text": "next", "cache_control": {"type": "ephemeral"}},
+                ],
+            },
+        ],
+    }
+    assert cache.account("anthropic", "claude-sonnet", anthropic_request(body), 3_050, "gpt-4o")[1]
+    assert cache.account("anthropic", "claude-sonnet", anthropic_request(body), 3_050, "gpt-4o")[0]
+    monkeypatch.setattr(module, "_MAX_ENTRIES", 1)
+    clock.now += 1_000  # everything cached so far has expired: a full cache drops it
+    system = {"role": "system", "content": SYSTEM}
+    cache.account(
+        "openai", "m", openai_request(system, {"role": "user", "content": "a"}), 3_020, "gpt-4o"
+    )
+    assert len(cache._entries) <= 3

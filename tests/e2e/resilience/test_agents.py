@@ -218,6 +218,8 @@ async def test_resilient_llm_tool_api_sync_and_predict_and_call(llm_simulator):
     calls = llm.get_tool_calls_from_response(response)
     assert (calls[0].tool_name, calls[0].tool_kwargs) == ("get_weather", {"city": "Lyon"})
     assert len(events) == 1
+    aresponse = await llm.achat_with_tools([tool], user_msg="Lyon?")
+    assert llm.get_tool_calls_from_response(aresponse)[0].tool_kwargs == {"city": "Lyon"}
     out = llm.predict_and_call([tool], user_msg="Lyon?")
     assert out.response == "sunny in Lyon"
     chunks = list(llm.stream_chat_with_tools([tool], user_msg="Lyon?"))

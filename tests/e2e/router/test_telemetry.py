@@ -206,3 +206,30 @@ async def test_no_sdk_means_no_spans_and_no_errors(tsim) -> None:
     router = _router(tsim)
     assert (await router.route(task="hi")).content == "hello from openai"
     assert "".join([c.content async for c in router.stream(task="hi")]) == "hello from openai"
+
+
+async def test_router_spans_sit_under_llama_index_chat_span(otel, tsim) -> None:
+    from llama_index.core.llms import ChatMessage
+
+    from aipowertools.callbacks.llama_index import instrument
+    from aipowertools.router.llama_index import RouterLLM
+
+    handle = instrument(tracer_provider=otel.tracer_provider)
+    try:
+        llm = RouterLLM(router=_router(tsim))
+        with otel.user.start_as_current_span("user-request"):
+            llm.chat([ChatMessage(role="user", content="hi")])
+            await llm.achat([ChatMessage(role="user", content="hi")])
+            "".join(
+                r.delta or "" for r in llm.stream_chat([ChatMessage(role="user", content="hi")])
+            )
+    finally:
+        handle.uninstrument()
+    (user,) = otel.named("user-request")
+    _one_trace(otel, user)
+    ours = "aipowertools.router"
+    li_chats = [s for s in otel.named("chat ") if s.instrumentation_scope.name != ours]
+    routes = otel.named("aipowertools.router.route")
+    assert len(li_chats) == 3
+    assert len(routes) == 3
+    assert {r.parent.span_id for r in routes} == {s.context.span_id for s in li_chats}

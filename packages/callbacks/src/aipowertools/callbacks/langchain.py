@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -1120,6 +1121,18 @@ def _model_name(model: Any) -> str:
     return type(model).__name__
 
 
+@functools.lru_cache(maxsize=256)
+def _priced(model: str) -> bool:
+    """Whether the catalog knows the model's prices (else reservations use an estimate)."""
+    from aipowertools.core import default_catalog
+
+    try:
+        default_catalog().get(model)
+    except UnknownModelError:
+        return False
+    return True
+
+
 def _ledger_id(message: AIMessage | None) -> str | None:
     """The ledger key of an answer: the router's request id, else the provider's response id."""
     if message is None:
@@ -1135,14 +1148,17 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
     Before each model call of the agent the worst-case cost (prompt tokens x input price +
     ``max_tokens`` x output price) is reserved in the :class:`~aipowertools.core.CostTracker`
     (atomically, across processes sharing its store); after the call the real cost is
-    settled into the ledger, keyed like the router's and the cost handlers' records (so
-    attaching those too never double counts), with the agent's thread id as the session.
+    settled into the ledger, keyed like the router's records (a ``RouterChatModel`` recording
+    into the same tracker never double counts) or by the provider's response id, with the
+    agent's thread id as the session. (A ``CostCallbackHandler`` keys a non-router model's
+    calls by its own run id: do not attach both to one tracker for such a model.)
     A failed call releases its reservation.
 
     A model the catalog cannot price (a ``RouterChatModel``, whose router prices and, given
     the same tracker, reserves each attempt itself; a custom model) reserves
     ``estimate_usd`` per call (0 by default: the call is then refused only once the budget is
-    spent), and settles the cost its answer reports (``response_metadata["cost_usd"]``).
+    spent), and settles the cost its answer reports (``response_metadata["cost_usd"]``), else
+    that estimate, marked inexact.
 
     When the budget cannot cover the next model call, the agent ends: the step answers with
     ``message`` (an ``AIMessage`` without tool calls, ``response_metadata["budget_exceeded"]``
@@ -1202,13 +1218,15 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
             or getattr(request.model, "max_tokens", None)
             or self.max_tokens
         )
+        who = {"user": self.user, "task": self.task, "tags": self.tags}
+        model = _model_name(request.model)
+        if not _priced(model):
+            return {"estimate_usd": self.estimate_usd, **who}
         return {
-            "model": _model_name(request.model),
+            "model": model,
             "messages": _openai_messages(messages),
             "max_tokens": int(max_tokens) if max_tokens else None,
-            "user": self.user,
-            "task": self.task,
-            "tags": self.tags,
+            **who,
         }
 
     def _settle_kwargs(
@@ -1231,12 +1249,13 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
             kwargs["model"] = _model_name(request.model)
             kwargs["usage"] = estimate_usage(None, message.text if message else "", None)
             kwargs["cost_exact"] = False
+        if "cost_usd" not in kwargs and not _priced(
+            str(meta.get("model_name") or kwargs.get("model") or _model_name(request.model))
+        ):
+            # nobody prices this model: the estimate held for it is what it is taken to cost
+            kwargs["cost_usd"] = self.estimate_usd
+            kwargs["cost_exact"] = False
         return message, kwargs
-
-    def _unpriced(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Reservation arguments for a model the catalog cannot price."""
-        rest = {k: v for k, v in kwargs.items() if k not in ("model", "messages", "max_tokens")}
-        return {**rest, "estimate_usd": self.estimate_usd}
 
     def _exhausted(self, error: BudgetExceededError) -> AIMessage:
         if self.on_exhausted == "raise":
@@ -1252,12 +1271,8 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any] | AIMessage:
         """Reserve, call the model, settle (or release on failure)."""
-        kwargs = self._reserve_kwargs(request)
         try:
-            try:
-                reservation = self.tracker.reserve(**kwargs)
-            except UnknownModelError:
-                reservation = self.tracker.reserve(**self._unpriced(kwargs))
+            reservation = self.tracker.reserve(**self._reserve_kwargs(request))
         except BudgetExceededError as exc:
             return self._exhausted(exc)
         started = time.perf_counter()
@@ -1276,12 +1291,8 @@ class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any] | AIMessage:
         """Async form of :meth:`wrap_model_call`."""
-        kwargs = self._reserve_kwargs(request)
         try:
-            try:
-                reservation = await self.tracker.areserve(**kwargs)
-            except UnknownModelError:
-                reservation = await self.tracker.areserve(**self._unpriced(kwargs))
+            reservation = await self.tracker.areserve(**self._reserve_kwargs(request))
         except BudgetExceededError as exc:
             return self._exhausted(exc)
         started = time.perf_counter()
@@ -1311,8 +1322,8 @@ class AgentLogMiddleware(AgentMiddleware[_AgentIdsState, Any]):
     * ``agent_tool_call`` per tool call: ``tool``, ``tool_call_id``, ``latency_ms``,
       ``status``; ``agent_tool_error`` on failure.
 
-    With a ``cost_tracker`` each model call is also written to the ledger (keyed like the
-    router's and the cost handlers' records, so nothing is counted twice), with the thread
+    With a ``cost_tracker`` each model call is also written to the ledger (keyed like
+    :class:`BudgetMiddleware`'s records, so both on one tracker write one record), with the thread
     id as the session and ``agent_run:<id>`` as a tag.
 
     Args:
@@ -1429,6 +1440,15 @@ class AgentLogMiddleware(AgentMiddleware[_AgentIdsState, Any]):
         self._add(ids["agent_run_id"], 1, 0, float(cost or 0.0))
         return fields, message
 
+    def _records(self, fields: Mapping[str, Any], message: AIMessage | None) -> bool:
+        """Whether a model call goes to the ledger: it has usage and a price (no made-up one)."""
+        return (
+            self.cost_tracker is not None
+            and message is not None
+            and bool(message.usage_metadata)
+            and fields.get("cost_usd") is not None
+        )
+
     def _record_kwargs(
         self, fields: Mapping[str, Any], message: AIMessage | None
     ) -> dict[str, Any]:
@@ -1467,7 +1487,7 @@ class AgentLogMiddleware(AgentMiddleware[_AgentIdsState, Any]):
             self._error(request, exc, started)
             raise
         fields, message = self._model_fields(request, response, started)
-        if self.cost_tracker is not None and message is not None and message.usage_metadata:
+        if self._records(fields, message):
             self.cost_tracker.record(message, **self._record_kwargs(fields, message))
         self._emit("info", "agent_model_call", **fields)
         return response
@@ -1485,7 +1505,7 @@ class AgentLogMiddleware(AgentMiddleware[_AgentIdsState, Any]):
             self._error(request, exc, started)
             raise
         fields, message = self._model_fields(request, response, started)
-        if self.cost_tracker is not None and message is not None and message.usage_metadata:
+        if self._records(fields, message):
             await self.cost_tracker.arecord(message, **self._record_kwargs(fields, message))
         self._emit("info", "agent_model_call", **fields)
         return response

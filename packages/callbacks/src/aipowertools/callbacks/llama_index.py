@@ -368,6 +368,15 @@ class ObservabilityEventHandler(BaseEventHandler):
         """Class name."""
         return "AIPowerToolsObservabilityEventHandler"
 
+    def span_for(self, llama_span_id: str) -> Any:
+        """The GenAI span opened for the LLM call of a LlamaIndex span still in progress.
+
+        An LLM that makes calls of its own (``RouterLLM``) runs them under this span, so their
+        spans are its children.
+        """
+        state = self._core.runs.get(str(llama_span_id))
+        return state.span if state is not None else None
+
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         """Dispatch one instrumentation event."""
         core: _Core = self._core

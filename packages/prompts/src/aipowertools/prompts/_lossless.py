@@ -30,7 +30,12 @@ _NAME = re.compile(r"\b[A-Z][\w'-]*")
 _WORD = re.compile(r"\w+")
 MIN_DUPLICATE_WORDS = 8
 NEAR_DUPLICATE = 0.8
-_JSON_START = re.compile(r"[\[{]")
+# where a JSON object or array can start: an object's first key, or an array's first value
+_JSON_START = re.compile(r'\{\s*["}]|\[\s*[\[{"\d\]-]|\[\s*(?:true|false|null)\b')
+_MAX_POSTINGS = 32
+_MIN_REPEAT_CHARS = 40
+_OVERLAP_ANCHOR = 20
+_OVERLAP_WINDOW = 8_000
 _MIN_JSON = 20
 
 
@@ -52,8 +57,10 @@ class Protected:
     def __init__(self, text: str, quotes: bool = True) -> None:
         self.spans: list[str] = []
         self._ids: dict[str, int] = {}
-        text = _FENCE.sub(self._swap, text)
-        text = _INLINE_CODE.sub(self._swap, text)
+        if "```" in text or "~~~" in text:
+            text = _FENCE.sub(self._swap, text)
+        if "`" in text:
+            text = _INLINE_CODE.sub(self._swap, text)
         self.text = text
         self._quotes = quotes
 
@@ -177,44 +184,95 @@ class _Seen:
         if normal in self.exact:
             return "exact"
         shingles = _shingles(words)
-        facts = _facts(sentence)
+        facts: frozenset[str] | None = None
         if self.near < 1.0 and shingles:
-            hits: Counter[int] = Counter()
+            hits: dict[int, int] = {}
+            index = self.index
             for shingle in shingles:
-                for i in self.index.get(shingle, ()):
-                    hits[i] += 1
-            for i, shared in hits.most_common(3):
+                for i in index.get(shingle, ()):
+                    hits[i] = hits.get(i, 0) + 1
+            floor = self.near * len(shingles)  # |union| >= |shingles|: fewer shared can't pass
+            best = sorted((n, i) for i, n in hits.items() if n >= floor)[-3:]
+            for shared, i in reversed(best):
                 other, other_facts = self.kept[i]
-                similarity = shared / len(shingles | other)
-                if similarity >= self.near and facts <= other_facts:
+                if shared / len(shingles | other) < self.near:
+                    continue
+                facts = _facts(sentence) if facts is None else facts
+                if facts <= other_facts:
                     return "near"
         self.exact.add(normal)
         position = len(self.kept)
-        self.kept.append((shingles, facts))
+        self.kept.append((shingles, _facts(sentence) if facts is None else facts))
         for shingle in shingles:
-            self.index.setdefault(shingle, []).append(position)
+            postings = self.index.setdefault(shingle, [])
+            if len(postings) < _MAX_POSTINGS:  # a very common phrase says little
+                postings.append(position)
         return None
 
 
+def _word_bounded(text: str, start: int, end: int) -> bool:
+    return (start == 0 or not text[start - 1].isalnum()) and (
+        end >= len(text) or not text[end].isalnum()
+    )
+
+
+def _contained(earlier: str, piece: str) -> bool:
+    """Whether ``piece`` occurs in ``earlier`` on word boundaries."""
+    start = earlier.find(piece)
+    while start >= 0:
+        if _word_bounded(earlier, start, start + len(piece)):
+            return True
+        start = earlier.find(piece, start + 1)
+    return False
+
+
+def _overlap(earlier: str, paragraph: str) -> int:
+    """Length of the longest start of ``paragraph`` that ends ``earlier`` (chunk overlap)."""
+    anchor = paragraph[:_OVERLAP_ANCHOR]
+    if len(anchor) < _OVERLAP_ANCHOR:
+        return 0
+    tail = earlier[-_OVERLAP_WINDOW:]
+    start = tail.find(anchor)
+    while start >= 0:
+        size = len(tail) - start
+        if (
+            paragraph.startswith(tail[start:])
+            and _word_bounded(tail, start, len(tail))
+            and (size >= len(paragraph) or not paragraph[size].isalnum())
+        ):
+            return size
+        start = tail.find(anchor, start + 1)
+    return 0
+
+
 def dedupe(text: str, log: PassLog, near: float = NEAR_DUPLICATE) -> str:
-    """Remove repeated paragraphs and sentences (exact, then near-duplicates), first kept."""
+    """Remove repeated text, first occurrence kept.
+
+    In order: a paragraph found verbatim in the text before it (a repeated or overlapping
+    retrieved chunk), the start of a paragraph that repeats the end of the text before it
+    (chunk overlap), then repeated sentences, exact and near-duplicate.
+    """
     seen = _Seen(near)
     paragraphs = _PARAGRAPH_BREAK.split(text)
     out: list[str] = []
-    seen_paragraphs: set[str] = set()
+    earlier = ""
     for i in range(0, len(paragraphs), 2):
         paragraph = paragraphs[i]
-        normal = _normal(paragraph)
-        if normal in seen_paragraphs and len(_WORD.findall(normal)) >= MIN_DUPLICATE_WORDS:
+        body = paragraph.strip()
+        if len(body) >= _MIN_REPEAT_CHARS and _contained(earlier, body):
             log.add("duplicate paragraph")
             continue
-        seen_paragraphs.add(normal)
+        cut = _overlap(earlier.rstrip(), body) if earlier else 0
+        if cut >= _OVERLAP_ANCHOR:
+            log.add("chunk overlap")
+            paragraph = body[cut:].lstrip()
         kept = _dedupe_sentences(paragraph, seen, log)
-        if not kept.strip() and paragraph.strip():
+        if not kept.strip():
             continue
         if out:
             out.append(paragraphs[i - 1])
         out.append(kept)
+        earlier += "\n\n" + kept
     # whatever went, the text ends the way it did
     return "".join(out).rstrip() + text[len(text.rstrip()) :]
 

@@ -24,7 +24,8 @@ DEFAULT_AGGRESSIVE_RATIO = 0.7
 _WHY = {
     "whitespace": "runs of spaces and blank lines outside code collapsed",
     "json": "embedded JSON minified (strings and numbers kept as written)",
-    "duplicate paragraph": "repeated paragraph removed (first kept)",
+    "duplicate paragraph": "paragraph found verbatim earlier removed (first kept)",
+    "chunk overlap": "start of a paragraph repeating the end of the text before it removed",
     "exact duplicate sentence": "repeated sentence removed (first kept)",
     "near duplicate sentence": "near-identical sentence removed; its numbers and names are in "
     "the one kept",
@@ -94,6 +95,7 @@ class Optimized(Generic[P]):
 
 @dataclass
 class _Work:
+    model: str | None = None
     log: PassLog = field(default_factory=PassLog)
     notes: list[str] = field(default_factory=list)
     lossy: bool = False
@@ -177,13 +179,19 @@ class PromptOptimizer:
         return counted.tokens, counted.estimated
 
     def _lossless_text(self, text: str, work: _Work, *, near: float, duplicates: bool) -> str:
-        return lossless(
-            text,
-            boilerplate=self.boilerplate,
-            duplicates=duplicates,
-            near=near,
-            log=work.log,
+        log = PassLog()
+        new = lossless(
+            text, boilerplate=self.boilerplate, duplicates=duplicates, near=near, log=log
         )
+        if new != text and work.model is not None:
+            counter = self.manager._counters.get(work.model)
+            if counter.text(new)[0] > counter.text(text)[0]:
+                # rare BPE effect (a run of spaces can be one token): keep the original
+                work.log.add("kept as is (the passes would add tokens)")
+                return text
+        for kind, n in log.counts.items():
+            work.log.add(kind, n)
+        return new
 
     def _lossless(
         self, prompt: str | list[Message], work: _Work, *, near: float, duplicates: bool = True
@@ -268,7 +276,7 @@ class PromptOptimizer:
         name = self._model(model)
         start = self._start(prompt)
         before = self._count(_sendable(start), name)
-        work = _Work()
+        work = _Work(name)
         result = self._lossless(start, work, near=self.near_duplicate)
         if target_tokens is None and level == "aggressive":
             after = self._count(_sendable(result), name)[0]
@@ -282,7 +290,7 @@ class PromptOptimizer:
         name = self._model(model)
         start = self._start(prompt)
         before = self._count(_sendable(start), name)
-        work = _Work()
+        work = _Work(name)
         result = self._lossless(start, work, near=self.near_duplicate)
         if isinstance(result, list):
             result = self._layout(result, name, work)
@@ -295,7 +303,7 @@ class PromptOptimizer:
         name = self._model(model)
         start = self._start(prompt)
         before = self._count(_sendable(start), name)
-        work = _Work()
+        work = _Work(name)
         result = self._lossless(start, work, near=1.0)
         if isinstance(result, list):
             result = self._fit(result, name, max_output, "relevance", work)
@@ -317,7 +325,7 @@ class PromptOptimizer:
         name = self._model(model)
         start = self._start(prompt)
         before = self._count(_sendable(start), name)
-        work = _Work()
+        work = _Work(name)
         result = self._lossless(start, work, near=self.near_duplicate)
         if isinstance(result, list):
             result = self._fit(result, name, max_output, "oldest", work)
@@ -336,7 +344,7 @@ class PromptOptimizer:
         name = self._model(model)
         start = as_messages(messages)
         before = self._count(_sendable(start), name)
-        work = _Work()
+        work = _Work(name)
         result = self._layout(start, name, work)
         stable = stable_tools(tools) if tools is not None else None
         return Optimized(_sendable(result), self._report(name, before, result, work), stable)
@@ -357,7 +365,7 @@ class PromptOptimizer:
         name = self._model(model)
         start = self._start(prompt)
         before = self._count(_sendable(start), name)
-        work = _Work()
+        work = _Work(name)
         result = self._lossless(start, work, near=self.near_duplicate)
         result = self._compress(result, target_tokens, name, work)
         return Optimized(_sendable(result), self._report(name, before, result, work))

@@ -9,8 +9,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from llama_index.core.base.llms.types import (
@@ -230,17 +231,22 @@ class RouterLLM(FunctionCallingLLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Route one chat call."""
-        return _chat_response(run_sync(self._router.route(**self._kwargs(messages, kwargs))))
+        with _llm_span():
+            result = run_sync(self._router.route(**self._kwargs(messages, kwargs)))
+        return _chat_response(result)
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Route one chat call (async)."""
-        return _chat_response(await self._router.route(**self._kwargs(messages, kwargs)))
+        with _llm_span():
+            result = await self._router.route(**self._kwargs(messages, kwargs))
+        return _chat_response(result)
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Route one chat call and stream the answer."""
-        stream = self._router.stream(**self._kwargs(messages, kwargs))
+        with _llm_span():
+            stream = self._router.stream(**self._kwargs(messages, kwargs))
 
         def gen() -> Generator[ChatResponse, None, None]:
             text = ""
@@ -257,7 +263,8 @@ class RouterLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         """Route one chat call and stream the answer (async)."""
-        stream = self._router.stream(**self._kwargs(messages, kwargs))
+        with _llm_span():
+            stream = self._router.stream(**self._kwargs(messages, kwargs))
 
         async def gen() -> AsyncGenerator[ChatResponse, None]:
             text = ""
@@ -426,6 +433,40 @@ class RouterLLM(FunctionCallingLLM):
                 )
             )
         return selections
+
+
+@contextlib.contextmanager
+def _llm_span() -> Iterator[None]:
+    """Make the GenAI span an instrumentation handler opened for this LLM call the active one.
+
+    The router's spans then sit under LlamaIndex's chat span (a handler such as the one
+    ``aipowertools.callbacks.llama_index.instrument()`` installs exposes it through
+    ``span_for(span_id)``); without one they are children of whatever span is active.
+    """
+    from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+    from llama_index.core.instrumentation.span import active_span_id
+
+    span = None
+    span_id = active_span_id.get()
+    if span_id is not None:
+        root = get_dispatcher()
+        manager = root.manager
+        dispatchers = [root, *(manager.dispatchers.values() if manager is not None else ())]
+        handlers = (h for d in dispatchers for h in d.event_handlers)
+        for handler in handlers:
+            span_for = getattr(handler, "span_for", None)
+            span = span_for(span_id) if callable(span_for) else None
+            if span is not None:
+                break
+    if span is None:
+        yield
+        return
+    from opentelemetry import trace
+
+    with trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    ):
+        yield
 
 
 def _delta(text: str, chunk: Chunk) -> ChatResponse:

@@ -69,8 +69,8 @@ class SessionChatStore(BaseChatStore):
         >>> from llama_index.core.llms import ChatMessage
         >>> store = SessionChatStore(store="memory://")
         >>> store.add_message("user-42", ChatMessage(role="user", content="hi"))
-        >>> [m.content for m in store.get_messages("user-42")]
-        ['hi']
+        >>> store.get_messages("user-42")[0].content
+        'hi'
     """
 
     list_key: str = "messages"
