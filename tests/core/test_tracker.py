@@ -668,3 +668,24 @@ def test_track_call_prices_the_model_that_answered(tmp_path) -> None:
         span.record(snapshot)
     assert span.result is not None
     assert span.result.model == "gpt-4o", "a dated snapshot keeps the tracked name"
+
+
+def test_a_span_left_in_another_context_clears_itself() -> None:
+    import contextvars
+
+    from aipowertools.core import current_call
+
+    tracker = CostTracker(store="memory://")
+    span = tracker.track_call("t")
+    span.__enter__()
+    assert current_call() is span
+    other = contextvars.copy_context()
+    other.run(span._leave)  # exited where it was not entered: cleared there, no error
+    assert other.run(current_call) is None
+    span._leave()  # a second exit is a no-op
+    assert current_call() is span  # this context was not the one left
+    span.__exit__(None, None, None)
+    from aipowertools.core._span import _CURRENT
+
+    _CURRENT.set(None)  # this test's own context: leave no span behind for later tests
+    assert current_call() is None
