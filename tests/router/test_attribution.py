@@ -7,6 +7,7 @@ closest option (``complexity=`` is the seed's alias of ``complexity_score``).
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -187,3 +188,23 @@ def test_ollama_host_sets_where_local_models_are_served(monkeypatch: pytest.Monk
     assert LLMRouter(local_models=["llama3"]).ollama_url == "https://gpu-box:443"
     monkeypatch.delenv("OLLAMA_HOST")
     assert LLMRouter(local_models=["llama3"]).ollama_url == "http://localhost:11434"
+
+
+async def test_a_library_warning_is_never_a_provider_error() -> None:
+    """A warning made an exception by a warnings filter reaches the caller as itself."""
+    from aipowertools.core.errors import ProviderError
+
+    class Warns(FakeTransport):
+        async def complete(self, d, messages, params):  # type: ignore[no-untyped-def]
+            raise DeprecationWarning("litellm: this parameter was renamed")
+
+    tracker = CostTracker(store="memory://")
+    router = LLMRouter(deployments=[dep("a")], transport=Warns(), cost_tracker=tracker)
+    with pytest.raises(DeprecationWarning, match="renamed") as raised:
+        await router.route("hi")
+    assert not isinstance(raised.value, ProviderError)
+    state = router.engine.states["a"]
+    assert state.available(time.monotonic())  # not the deployment's fault: not parked
+    assert state.inflight == 0
+    (row,) = _rows(tracker)
+    assert row.status == "warning"

@@ -141,6 +141,16 @@ class Executor:
             if accounting is not None:
                 await _shielded(accounting.settle(token, record, cand))
             raise
+        except Warning as warning:
+            # A library's warning turned into an exception by a warnings filter ("error"):
+            # never a provider error, never the deployment's fault. It reaches the caller as
+            # it is; the attempt is accounted like a cancelled one.
+            record.latency_ms = (time.perf_counter() - start) * 1000.0
+            record.error_kind = "warning"
+            state.cancelled()
+            if accounting is not None:
+                await accounting.settle(token, record, cand)
+            raise warning
         except Exception as exc:
             latency = (time.perf_counter() - start) * 1000.0
             error = (
