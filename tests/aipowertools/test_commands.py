@@ -173,23 +173,28 @@ def test_logs_subprocess(seeded: Seeded) -> None:
     assert "llm_call" not in out
 
 
-def test_logs_tail_and_follow(seeded: Seeded) -> None:
+def test_logs_tail_and_follow(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     out = cli("logs", "tail", "-n", "2")
     assert out.count("\n") == 2
     assert "budget_changed" in out
 
     from aipowertools.callbacks import StructuredLogger
+    from aipowertools.cli import _logs
 
-    def later() -> None:
-        log = StructuredLogger("late", store=f"sqlite:///{seeded.home / 'events.db'}")
-        log.info("arrived_later", n=1)
-        log.flush()
+    waits: list[float] = []
 
-    timer = threading.Timer(0.3, later)
-    timer.start()
+    def idle(seconds: float) -> None:
+        # The first idle poll of `tail -f`: another process writes an event meanwhile.
+        waits.append(seconds)
+        if len(waits) == 1:
+            log = StructuredLogger("late", store=f"sqlite:///{seeded.home / 'events.db'}")
+            log.info("arrived_later", n=1)
+            log.flush()
+
+    monkeypatch.setattr(_logs, "_idle", idle)
     out = cli("logs", "tail", "-f", "-n", "0", "--max-events", "1", "--interval", "0.05")
-    timer.join()
-    assert "arrived_later" in out
+    assert out.splitlines()[-1].split()[2] == "arrived_later"
+    assert waits == [0.05]
 
 
 def test_logs_tail_subprocess(seeded: Seeded) -> None:

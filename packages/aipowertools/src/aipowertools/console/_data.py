@@ -107,15 +107,21 @@ def cost_summary(
                 breakdowns["day"] = sorted((_row(r) for r in rows), key=lambda r: r["key"])
         else:
             breakdowns[field] = [_row(r) for r in tracker.breakdown(field, start, end)]  # type: ignore[arg-type]
-    total = tracker.breakdown("status", start, end)
+    # Every call has exactly one provider (model, ...): a breakdown already holds the totals.
+    grouped = next((f for f in ("provider", "model", "user", "task") if f in breakdowns), None)
+    total: list[dict[str, Any]] = (
+        breakdowns[grouped]
+        if grouped is not None
+        else [_row(r) for r in tracker.breakdown("status", start, end)]
+    )
     return {
         "start": start,
         "end": end,
-        "total_usd": sum(r.cost_usd for r in total),
-        "calls": sum(r.calls for r in total),
-        "errors": sum(r.errors for r in total),
-        "input_tokens": sum(r.input_tokens for r in total),
-        "output_tokens": sum(r.output_tokens for r in total),
+        "total_usd": sum(r["cost_usd"] for r in total),
+        "calls": sum(r["calls"] for r in total),
+        "errors": sum(r["errors"] for r in total),
+        "input_tokens": sum(r["input_tokens"] for r in total),
+        "output_tokens": sum(r["output_tokens"] for r in total),
         "saved_usd": saved_usd(tracker, start, end),
         "breakdowns": breakdowns,
         "budget": budget_state(tracker, budget_usd),
