@@ -116,6 +116,17 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation-test the code that guards money and data (mutmut), into tools/mutation-results.json.
+
+    Slow (minutes per target on two cores) and not part of CI; pass target names to run some:
+    ``nox -s mutation -- core.cost``.
+    """
+    install(session, "mutation")
+    session.run("python", "tools/mutation.py", *session.posargs)
+
+
+@nox.session
 def screenshots(session: nox.Session) -> None:
     """Make docs/images/dashboard.png and report.png from the simulator's data (needs chromium)."""
     install(session, "test")

@@ -20,6 +20,7 @@ PACKAGES = [
     "aipowertools.resilience.llama_index",
     "aipowertools.sessions",
     "aipowertools.sessions.langchain",
+    "aipowertools.sessions.langgraph",
     "aipowertools.sessions.llama_index",
     "aipowertools.callbacks",
     "aipowertools.callbacks.langchain",

@@ -258,6 +258,9 @@ class RateLimiter:
         adaptive: Learn from 429 answers (``True``, ``False`` or an :class:`AdaptiveConfig`).
         prefix: Redis key prefix.
         max_sleep: Longest sleep before re-checking a shared store (seconds).
+        clock: Monotonic seconds of the ``memory://`` windows (``time.monotonic`` by
+            default). Tests pass a fake clock they move by hand, with a small ``max_sleep``
+            so waiters re-check it soon; a shared store keeps the Redis server's clock.
 
     Example:
         >>> limiter = RateLimiter(requests_per_minute=500, tokens_per_minute=90_000)
@@ -283,6 +286,7 @@ class RateLimiter:
         adaptive: bool | AdaptiveConfig = True,
         prefix: str = "aipowertools:ratelimit",
         max_sleep: float = 1.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.default_limits = limits_from_kwargs(
             requests_per_second=requests_per_second,
@@ -304,7 +308,7 @@ class RateLimiter:
         self.aging_seconds = float(aging_seconds)
         self.max_sleep = float(max_sleep)
         config = adaptive if isinstance(adaptive, AdaptiveConfig) else AdaptiveConfig(adaptive)
-        self.backend: Backend = _make_backend(store, config, prefix)
+        self.backend: Backend = _make_backend(store, config, prefix, clock)
         self._schedulers: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, _KeyScheduler]
         ] = weakref.WeakKeyDictionary()
@@ -658,12 +662,19 @@ class RateLimiter:
         self.close()
 
 
-def _make_backend(store: str | None, adaptive: AdaptiveConfig, prefix: str) -> Backend:
+def _make_backend(
+    store: str | None, adaptive: AdaptiveConfig, prefix: str, clock: Callable[[], float] | None
+) -> Backend:
     from aipowertools.resilience._store import resolve_store
 
     url, shared = resolve_store(store, "the rate limiter")
     if not shared:
-        return MemoryBackend(adaptive)
+        return MemoryBackend(adaptive) if clock is None else MemoryBackend(adaptive, clock)
+    if clock is not None:
+        raise ConfigurationError(
+            "clock applies to the memory:// store only; a shared store runs on the Redis "
+            "server's clock"
+        )
     from aipowertools.resilience._redis import RedisBackend
 
     return RedisBackend(url, adaptive, prefix)
