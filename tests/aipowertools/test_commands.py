@@ -63,7 +63,7 @@ def test_costs_totals_and_breakdowns(seeded: Seeded) -> None:
     tag = next(ln for ln in lines if ln.startswith("proj\t"))
     assert float(tag.split("\t")[1]) == pytest.approx(seeded.total_usd)
     assert "Forecast for" in out
-    assert "Cache savings: not recorded by this ledger." in out
+    assert "Saved by the response cache: $0.000000." in out
 
 
 def test_costs_json_is_machine_readable(seeded: Seeded) -> None:
@@ -83,12 +83,12 @@ def test_costs_range_excludes_older_calls(seeded: Seeded) -> None:
     assert data["total_usd"] == pytest.approx(sum(0.001 * (i + 1) for i in range(5)))
 
 
-def test_costs_reads_cache_savings_when_the_ledger_has_them(
-    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_costs_reads_cache_savings_from_the_ledger(seeded: Seeded) -> None:
     from aipowertools.core import CostTracker
 
-    monkeypatch.setattr(CostTracker, "saved_usd", lambda self, start, end: 0.25, raising=False)
+    with CostTracker(store=f"sqlite:///{seeded.home / 'ledger.db'}") as tracker:
+        # a response-cache hit: a $0 call that records what it saved
+        tracker.record(model="gpt-4o", cost_usd=0.0, saved_usd=0.25, tags=["cache:exact"])
     assert json.loads(cli("costs", "--json"))["saved_usd"] == 0.25
     assert "Saved by the response cache: $0.250000." in cli("costs")
 
@@ -173,23 +173,28 @@ def test_logs_subprocess(seeded: Seeded) -> None:
     assert "llm_call" not in out
 
 
-def test_logs_tail_and_follow(seeded: Seeded) -> None:
+def test_logs_tail_and_follow(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
     out = cli("logs", "tail", "-n", "2")
     assert out.count("\n") == 2
     assert "budget_changed" in out
 
     from aipowertools.callbacks import StructuredLogger
+    from aipowertools.cli import _logs
 
-    def later() -> None:
-        log = StructuredLogger("late", store=f"sqlite:///{seeded.home / 'events.db'}")
-        log.info("arrived_later", n=1)
-        log.flush()
+    waits: list[float] = []
 
-    timer = threading.Timer(0.3, later)
-    timer.start()
+    def idle(seconds: float) -> None:
+        # The first idle poll of `tail -f`: another process writes an event meanwhile.
+        waits.append(seconds)
+        if len(waits) == 1:
+            log = StructuredLogger("late", store=f"sqlite:///{seeded.home / 'events.db'}")
+            log.info("arrived_later", n=1)
+            log.flush()
+
+    monkeypatch.setattr(_logs, "_idle", idle)
     out = cli("logs", "tail", "-f", "-n", "0", "--max-events", "1", "--interval", "0.05")
-    timer.join()
-    assert "arrived_later" in out
+    assert out.splitlines()[-1].split()[2] == "arrived_later"
+    assert waits == [0.05]
 
 
 def test_logs_tail_subprocess(seeded: Seeded) -> None:

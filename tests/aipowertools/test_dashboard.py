@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -56,6 +57,17 @@ def test_a_new_record_bumps_the_version_once(state: DashboardState, seeded: Seed
     summary = client.get("/api/snapshot").json()["data"]["summary"]
     assert summary["total_usd"] == pytest.approx(seeded.total_usd + 1.5)
     assert {r["key"] for r in summary["breakdowns"]["user"]} == {"ann", "bob", "cy"}
+
+
+def test_cache_savings_are_reread_on_full_rebuilds(state: DashboardState, seeded: Seeded) -> None:
+    with CostTracker(store=f"sqlite:///{seeded.home / 'ledger.db'}") as tracker:
+        tracker.record(model="gpt-4o", cost_usd=0.0, saved_usd=0.5, request_id="hit-1")
+    assert state.refresh() is True  # the new call shows at once ...
+    snap = json.loads(state.snapshot)
+    assert snap["data"]["summary"]["calls"] == seeded.calls + 1
+    assert snap["data"]["summary"]["saved_usd"] == 0.0  # ... its savings with the next full read
+    assert state.refresh(force=True) is True
+    assert json.loads(state.snapshot)["data"]["summary"]["saved_usd"] == 0.5
 
 
 def test_a_new_log_event_bumps_the_version(state: DashboardState, seeded: Seeded) -> None:

@@ -83,15 +83,6 @@ def test_monitor_reads_ttft_from_the_handlers_events(seeded: Seeded) -> None:
     assert all(d["ttft_p50_ms"] is None for d in plain["deployments"])
 
 
-def test_cache_savings_from_a_saved_usd_ledger_field(
-    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from aipowertools.core import LedgerRecord
-
-    monkeypatch.setitem(LedgerRecord.__dataclass_fields__, "saved_usd", None)  # type: ignore[arg-type]
-    assert json.loads(cli("costs", "--json"))["saved_usd"] == 0.0
-
-
 def test_long_ranges_break_down_by_recorded_day(seeded: Seeded) -> None:
     data = json.loads(cli("costs", "--json", "--since", "500d", "--by", "day"))
     days = data["breakdowns"]["day"]

@@ -87,12 +87,7 @@ def _print(out: Out, data: dict, budget: float | None) -> None:  # type: ignore[
         f"{data['calls']} calls ({data['errors']} failed), {data['input_tokens']} input and "
         f"{data['output_tokens']} output tokens."
     )
-    saved = data["saved_usd"]
-    out.line(
-        f"Saved by the response cache: {usd(saved)}."
-        if saved is not None
-        else "Cache savings: not recorded by this ledger."
-    )
+    out.line(f"Saved by the response cache: {usd(data['saved_usd'])}.")
     for field, rows in data["breakdowns"].items():
         if field in ("day", "tag"):
             out.table(f"cost by {field}", [field, "calls", "cost_usd"] if field == "day"

@@ -27,6 +27,8 @@ from aipowertools.cli._common import (
     stores,
 )
 
+_idle = time.sleep  # how `tail -f` waits between polls (tests replace it)
+
 app = typer.Typer(
     help="Query, search, follow, export and verify the structured logs.",
     invoke_without_command=True,
@@ -228,7 +230,7 @@ def tail(
                 shown += 1
             sys.stdout.flush()
             if not new:
-                time.sleep(interval)
+                _idle(interval)
     except KeyboardInterrupt:
         pass
     finally:

@@ -83,6 +83,7 @@ class DashboardState:
         self._thread: threading.Thread | None = None
         self._tracker: Any = None
         self._sink: Any = None
+        self._saved: float | None = None
 
     # ------------------------------------------------------------------ store access
     def _open(self) -> None:
@@ -106,15 +107,20 @@ class DashboardState:
             newest = hits[0][0] if hits else 0
         return (sum(r.calls for r in rows), round(sum(r.cost_usd for r in rows), 12), newest)
 
-    def build(self) -> dict[str, Any]:
-        """The dashboard's content now."""
+    def build(self, full: bool = True) -> dict[str, Any]:
+        """The dashboard's content now; cache savings are re-read only on a ``full`` build
+        (they cost a pass over every record of the range) and carried over otherwise."""
         self._open()
         now = time.time()
         start = now - self.since_s
         summary = cost_summary(
             self._tracker, start, now, by=("day", "provider", "model", "user"),
-            budget_usd=self.budget_usd, now=now,
+            budget_usd=self.budget_usd, now=now, savings=full,
         )  # fmt: skip
+        if full:
+            self._saved = summary["saved_usd"]
+        else:
+            summary["saved_usd"] = self._saved
         deployments = deployment_stats(
             self._tracker.records(now - MONITOR_WINDOW_S, now), MONITOR_WINDOW_S
         )
@@ -143,8 +149,7 @@ class DashboardState:
             ("total", "Spend in range", money(s["total_usd"])),
             ("calls", "Calls", f"{s['calls']:,}"),
             ("errors", "Failed calls", f"{s['errors']:,}"),
-            ("saved", "Saved by cache",
-             money(s["saved_usd"]) if s["saved_usd"] is not None else "not recorded"),
+            ("saved", "Saved by cache", money(s["saved_usd"] or 0.0)),
             ("forecast", "Forecast this month", money(f["projected_cost"])),
             ("reserved", "Reserved now", money(s["budget"]["periods"]["month"]["reserved_usd"])),
             ("budget", "Budget left this month",
@@ -194,7 +199,7 @@ class DashboardState:
             stale = time.monotonic() - self._built >= self.full_every_s
             if not force and not stale and fingerprint == self._fingerprint:
                 return False
-            data = self.build()
+            data = self.build(full=force or stale)
             self.error = None
         except Exception as exc:  # a store that went away: say so on the page, keep polling
             message = f"store unavailable: {str(exc).splitlines()[0] if str(exc) else exc!r}"

@@ -31,20 +31,9 @@ def _row(row: Any) -> dict[str, Any]:
     }
 
 
-def saved_usd(tracker: CostTracker, start: float, end: float) -> float | None:
-    """What the response cache saved in ``[start, end)``, where the ledger records it.
-
-    Uses ``CostTracker.saved_usd(start, end)`` when the installed core has it, else the
-    ``saved_usd`` field of the records; ``None`` when the ledger has no such figure.
-    """
-    method = getattr(tracker, "saved_usd", None)
-    if callable(method):
-        return float(method(start, end))
-    from aipowertools.core import LedgerRecord
-
-    if "saved_usd" not in LedgerRecord.__dataclass_fields__:
-        return None
-    return float(sum(getattr(r, "saved_usd", 0.0) or 0.0 for r in tracker.records(start, end)))
+def saved_usd(tracker: CostTracker, start: float, end: float) -> float:
+    """What the response cache saved in ``[start, end)`` (the ledger's ``saved_usd``)."""
+    return float(tracker.saved_usd(start, end))
 
 
 def budget_state(tracker: CostTracker, limit_usd: float | None = None) -> dict[str, Any]:
@@ -84,8 +73,13 @@ def cost_summary(
     by: Sequence[str] = ("provider", "model", "day"),
     budget_usd: float | None = None,
     now: float | None = None,
+    savings: bool = True,
 ) -> dict[str, Any]:
-    """Totals, breakdowns, cache savings, budget state and the monthly forecast."""
+    """Totals, breakdowns, cache savings, budget state and the monthly forecast.
+
+    ``savings=False`` leaves ``saved_usd`` out (None): core's ``CostTracker.saved_usd`` reads
+    every record of the range, the one figure here that is not an aggregate in the store.
+    """
     breakdowns: dict[str, list[dict[str, Any]]] = {}
     for field in by:
         if field == "tag":
@@ -107,16 +101,22 @@ def cost_summary(
                 breakdowns["day"] = sorted((_row(r) for r in rows), key=lambda r: r["key"])
         else:
             breakdowns[field] = [_row(r) for r in tracker.breakdown(field, start, end)]  # type: ignore[arg-type]
-    total = tracker.breakdown("status", start, end)
+    # Every call has exactly one provider (model, ...): a breakdown already holds the totals.
+    grouped = next((f for f in ("provider", "model", "user", "task") if f in breakdowns), None)
+    total: list[dict[str, Any]] = (
+        breakdowns[grouped]
+        if grouped is not None
+        else [_row(r) for r in tracker.breakdown("status", start, end)]
+    )
     return {
         "start": start,
         "end": end,
-        "total_usd": sum(r.cost_usd for r in total),
-        "calls": sum(r.calls for r in total),
-        "errors": sum(r.errors for r in total),
-        "input_tokens": sum(r.input_tokens for r in total),
-        "output_tokens": sum(r.output_tokens for r in total),
-        "saved_usd": saved_usd(tracker, start, end),
+        "total_usd": sum(r["cost_usd"] for r in total),
+        "calls": sum(r["calls"] for r in total),
+        "errors": sum(r["errors"] for r in total),
+        "input_tokens": sum(r["input_tokens"] for r in total),
+        "output_tokens": sum(r["output_tokens"] for r in total),
+        "saved_usd": saved_usd(tracker, start, end) if savings else None,
         "breakdowns": breakdowns,
         "budget": budget_state(tracker, budget_usd),
         "forecast": forecast(tracker, budget_usd),

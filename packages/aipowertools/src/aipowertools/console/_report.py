@@ -159,8 +159,7 @@ def headline(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("Total spend", money(s["total_usd"])),
         ("Calls", f"{s['calls']:,}"),
         ("Failed calls", f"{s['errors']:,}"),
-        ("Saved by the cache", money(s["saved_usd"]) if s["saved_usd"] is not None
-         else "not recorded"),
+        ("Saved by the cache", money(s["saved_usd"])),
         ("Saved by prompt optimisation", money(data["prompt_saved_usd"])
          if data["prompt_saved_usd"] is not None else "not recorded"),
         ("Forecast this month", money(f["projected_cost"])),
