@@ -199,7 +199,5 @@ async def test_documented_examples_read_like_litellm(
     assert ours.output_tokens == usage.completion_tokens
     details = getattr(usage, "prompt_tokens_details", None)
     assert ours.cached_input_tokens == int(getattr(details, "cached_tokens", 0) or 0)
-    assert ours.cache_creation_tokens == int(
-        getattr(usage, "cache_creation_input_tokens", 0) or 0
-    )
+    assert ours.cache_creation_tokens == int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
     assert ours.finish_reason == theirs.choices[0].finish_reason

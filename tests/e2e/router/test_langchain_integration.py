@@ -28,15 +28,22 @@ def _running_sim(sim: Simulator) -> None:
 
 
 class TestRouterChatModelIntegration(ChatModelIntegrationTests):
+    """The suite with every call through litellm (LiteLLMTransport): the path of every provider
+    without a direct wire."""
+
     @property
     def chat_model_class(self) -> type[BaseChatModel]:
         return RouterChatModel
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
+        from aipowertools.router import LiteLLMTransport
+
         sim = _SIM["sim"]
         router = LLMRouter(
-            [sim_deployment(sim, "gpt-4o-mini"), sim_deployment(sim, "gpt-4o")], monitor=False
+            [sim_deployment(sim, "gpt-4o-mini"), sim_deployment(sim, "gpt-4o")],
+            transport=LiteLLMTransport(),
+            monitor=False,
         )
         return {"router": router}
 
