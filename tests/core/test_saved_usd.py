@@ -58,3 +58,17 @@ def test_a_ledger_written_before_saved_usd_gains_the_column(tmp_path: Path) -> N
     assert old.cost_usd == 0.25
     tracker.record(model="gpt-4o-mini", cost_usd=0.0, saved_usd=0.25, request_id="new")
     assert tracker.saved_usd() == pytest.approx(0.25)
+
+
+def test_saved_usd_is_summed_by_the_store(tmp_path: Path) -> None:
+    """``saved_usd()`` asks the store for one total instead of reading every record."""
+    tracker = CostTracker(store=f"sqlite:///{tmp_path / 'ledger.db'}")
+    for i in range(3):
+        tracker.record(model="gpt-4o-mini", cost_usd=0.0, saved_usd=0.25, request_id=f"h{i}")
+    backend = tracker._backend
+
+    def no_scan(query: object) -> object:
+        raise AssertionError("saved_usd() read the records one by one")
+
+    backend.records = no_scan
+    assert tracker.saved_usd() == pytest.approx(0.75)

@@ -205,6 +205,7 @@ class Aggregate:
     input_tokens: int = 0
     output_tokens: int = 0
     errors: int = 0
+    saved_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -237,14 +238,16 @@ def aggregate_records(records: Iterable[LedgerRecord], by: GroupBy | None) -> li
     groups: dict[str | None, list[float]] = {}
     for r in records:
         key = None if by is None else _field(r, by)
-        acc = groups.setdefault(key, [0, 0.0, 0, 0, 0])
+        acc = groups.setdefault(key, [0, 0.0, 0, 0, 0, 0.0])
         acc[0] += 1
         acc[1] += r.cost_usd
         acc[2] += r.input_tokens
         acc[3] += r.output_tokens
         acc[4] += r.status != "ok"
+        acc[5] += r.saved_usd
     return [
-        Aggregate(k, int(a[0]), a[1], int(a[2]), int(a[3]), int(a[4])) for k, a in groups.items()
+        Aggregate(k, int(a[0]), a[1], int(a[2]), int(a[3]), int(a[4]), a[5])
+        for k, a in groups.items()
     ]
 
 

@@ -117,7 +117,7 @@ def aggregate_sql(table: str, query: Query, by: GroupBy | None, ph: str) -> tupl
     sql = (
         f"SELECT {key}, COUNT(*), COALESCE(SUM(cost_usd), 0), COALESCE(SUM(input_tokens), 0), "
         f"COALESCE(SUM(output_tokens), 0), COALESCE(SUM(CASE WHEN status <> 'ok' THEN 1 "
-        f"ELSE 0 END), 0) FROM {table}{clause}"
+        f"ELSE 0 END), 0), COALESCE(SUM(saved_usd), 0) FROM {table}{clause}"
     )
     if by is not None:
         sql += f" GROUP BY {key}"
@@ -131,6 +131,14 @@ def aggregates(rows: Sequence[Sequence[Any]], by: GroupBy | None) -> list[Aggreg
         if by is None and not row[1]:
             continue
         out.append(
-            Aggregate(row[0], int(row[1]), float(row[2]), int(row[3]), int(row[4]), int(row[5]))
+            Aggregate(
+                row[0],
+                int(row[1]),
+                float(row[2]),
+                int(row[3]),
+                int(row[4]),
+                int(row[5]),
+                float(row[6]),
+            )
         )
     return out

@@ -256,8 +256,12 @@ class LedgerQueries:
         return self.total_usd(start, end, **filters)
 
     def saved_usd(self, start: TimeLike = None, end: TimeLike = None, **filters: str) -> float:
-        """What response-cache hits in ``[start, end)`` saved (their ``saved_usd``), in USD."""
-        return sum(r.saved_usd for r in self._backend.records(self._query(start, end, filters)))
+        """What response-cache hits in ``[start, end)`` saved (their ``saved_usd``), in USD.
+
+        Summed by the store (one aggregate query on SQLite and PostgreSQL), not record by record.
+        """
+        totals = self._backend.aggregate(self._query(start, end, filters), None)
+        return sum(a.saved_usd for a in totals)
 
     def breakdown(
         self, by: GroupBy, start: TimeLike = None, end: TimeLike = None, **filters: str
