@@ -270,7 +270,13 @@ def _redis_classes() -> tuple[type[Any], type[Any], type[Exception]]:
         return cast("tuple[type[Any], type[Any], type[Exception]]", _classes["redis"])
 
 
-_REDIS_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5.0, "health_check_interval": 30}
+_REDIS_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 5.0,
+    # A frozen server (SIGSTOP, a stalled network) must not hang a caller for ever.
+    "socket_timeout": 5.0,
+    "socket_keepalive": True,
+    "health_check_interval": 30,
+}
 
 
 def redis_client(url: str | StoreURL) -> redis.Redis[bytes]:

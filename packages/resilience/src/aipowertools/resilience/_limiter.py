@@ -19,6 +19,12 @@ from aipowertools.resilience._adaptive import (
     parse_headers,
 )
 from aipowertools.resilience._backend import Backend, MemoryBackend
+from aipowertools.resilience._fallback import (
+    FallbackBackend,
+    StoreDown,
+    StoreFallback,
+    check_store_down,
+)
 from aipowertools.resilience._limits import (
     Limit,
     Priority,
@@ -258,6 +264,12 @@ class RateLimiter:
         adaptive: Learn from 429 answers (``True``, ``False`` or an :class:`AdaptiveConfig`).
         prefix: Redis key prefix.
         max_sleep: Longest sleep before re-checking a shared store (seconds).
+        store_down: What a shared limiter does while its Redis does not answer: ``"local"``
+            (default) fails open to an exact per-process limiter with the same limits and
+            goes back to Redis at most 1 s after it answers again; ``"raise"`` fails closed
+            with :class:`~aipowertools.core.errors.StoreUnavailableError`.
+        store_timeout: Longest wait for one answer of the shared store (seconds); a slower
+            (or frozen) store counts as down.
 
     Example:
         >>> limiter = RateLimiter(requests_per_minute=500, tokens_per_minute=90_000)
@@ -283,6 +295,8 @@ class RateLimiter:
         adaptive: bool | AdaptiveConfig = True,
         prefix: str = "aipowertools:ratelimit",
         max_sleep: float = 1.0,
+        store_down: str = "local",
+        store_timeout: float = 0.5,
     ) -> None:
         self.default_limits = limits_from_kwargs(
             requests_per_second=requests_per_second,
@@ -304,7 +318,10 @@ class RateLimiter:
         self.aging_seconds = float(aging_seconds)
         self.max_sleep = float(max_sleep)
         config = adaptive if isinstance(adaptive, AdaptiveConfig) else AdaptiveConfig(adaptive)
-        self.backend: Backend = _make_backend(store, config, prefix)
+        down = check_store_down(store_down)
+        if not (math.isfinite(store_timeout) and store_timeout > 0):
+            raise ConfigurationError(f"store_timeout must be > 0 seconds, got {store_timeout!r}")
+        self.backend: Backend = _make_backend(store, config, prefix, down, float(store_timeout))
         self._schedulers: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, _KeyScheduler]
         ] = weakref.WeakKeyDictionary()
@@ -658,12 +675,26 @@ class RateLimiter:
         self.close()
 
 
-def _make_backend(store: str | None, adaptive: AdaptiveConfig, prefix: str) -> Backend:
+def _make_backend(
+    store: str | None,
+    adaptive: AdaptiveConfig,
+    prefix: str,
+    store_down: StoreDown = "local",
+    store_timeout: float = 0.5,
+) -> Backend:
     from aipowertools.resilience._store import resolve_store
 
     url, shared = resolve_store(store, "the rate limiter")
     if not shared:
         return MemoryBackend(adaptive)
+    from aipowertools.core.stores import parse_store_url
     from aipowertools.resilience._redis import RedisBackend
 
-    return RedisBackend(url, adaptive, prefix)
+    fallback = StoreFallback("the rate limiter", parse_store_url(url, default=url).masked())
+    return FallbackBackend(
+        RedisBackend(url, adaptive, prefix),
+        MemoryBackend(adaptive),
+        fallback,
+        store_down=store_down,
+        store_timeout=store_timeout,
+    )
