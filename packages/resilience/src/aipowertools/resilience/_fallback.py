@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from aipowertools.core.errors import ConfigurationError, StoreUnavailableError
 from aipowertools.resilience._adaptive import Observation
@@ -52,7 +52,7 @@ def check_store_down(value: object) -> StoreDown:
             f"store_down must be 'local' (fail open to this process's state) or 'raise' "
             f"(StoreUnavailableError), got {value!r}"
         )
-    return cast("StoreDown", value)
+    return value
 
 
 class StoreFallback:
