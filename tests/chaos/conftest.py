@@ -129,6 +129,7 @@ class PostgresServer:
         self.run_as = run_as
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log = open(datadir.parent / "postgres.log", "ab")  # noqa: SIM115 - closed in kill
 
     @property
     def url(self) -> str:
@@ -140,14 +141,15 @@ class PostgresServer:
              "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
              "-c", f"unix_socket_directories={self.datadir}", "-c", "fsync=off",
              "-c", "max_connections=60"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True,
         )  # fmt: skip
         _wait_port(self.port, self.proc, "postgres")
         for _ in range(200):  # listening is not accepting: wait for a real login
             if self._ready():
                 return
             time.sleep(0.05)
-        raise RuntimeError("postgres did not accept logins")
+        log = (self.datadir.parent / "postgres.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"postgres did not accept logins:\n{log}")
 
     def _ready(self) -> bool:
         import psycopg
@@ -158,34 +160,54 @@ class PostgresServer:
             return False
         return True
 
-    def _postmaster_pids(self) -> list[int]:
-        assert self.proc is not None
+    def _pids(self) -> list[int]:
+        """The postmaster and its children (backends call setsid: no process group holds all)."""
+        try:
+            postmaster = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return []
         out = subprocess.run(
-            ["pgrep", "-s", str(os.getpgid(self.proc.pid))], capture_output=True, text=True
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
         ).stdout
-        return [int(p) for p in out.split()]
+        return [postmaster, *(int(p) for p in out.split())]
+
+    def _signal(self, sig: int, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            pids = self._pids()
+            self._signal(signal.SIGKILL, pids)
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(os.getpgid(self.proc.pid), signal.SIGCONT)
                 os.killpg(os.getpgid(self.proc.pid), signal.SIGKILL)
             self.proc.wait(10)
+            for pid in pids:  # wait for the orphans to be gone too (bounded)
+                for _ in range(200):
+                    if not Path(f"/proc/{pid}").exists():
+                        break
+                    time.sleep(0.01)
         self.proc = None
-        with contextlib.suppress(FileNotFoundError):
-            (self.datadir / "postmaster.pid").unlink()
+        self.log.flush()
+        # a killed postmaster leaves its pid and socket lock files behind
+        for leftover in [self.datadir / "postmaster.pid", *self.datadir.glob(".s.PGSQL.*")]:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
     def restart(self) -> None:
         self.kill()
         self.start()
 
     def freeze(self) -> None:
-        assert self.proc is not None
-        os.killpg(os.getpgid(self.proc.pid), signal.SIGSTOP)
+        pids = self._pids()
+        self._signal(signal.SIGSTOP, pids[:1])  # the postmaster first: no new children
+        self._signal(signal.SIGSTOP, self._pids()[1:])
 
     def thaw(self) -> None:
-        assert self.proc is not None
-        os.killpg(os.getpgid(self.proc.pid), signal.SIGCONT)
+        pids = self._pids()
+        self._signal(signal.SIGCONT, pids[1:])
+        self._signal(signal.SIGCONT, pids[:1])
 
 
 @pytest.fixture(scope="session")
@@ -225,6 +247,7 @@ def postgres_server(_postgres_cluster: tuple[Path, Path, list[str]]) -> Iterator
         yield server
     finally:
         server.kill()
+        server.log.close()
         _forget_clients()
 
 
@@ -235,6 +258,7 @@ def postgres_server(_postgres_cluster: tuple[Path, Path, list[str]]) -> Iterator
 class Scenario:
     tried: int = 0
     survived: int = 0
+    refused: int = 0
     lost: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -254,7 +278,12 @@ class Tally:
     def survived(self, n: int = 1) -> None:
         self.scenario.survived += n
 
+    def refused(self, n: int = 1) -> None:
+        """Refused with a typed error (the caller knows it was not done)."""
+        self.scenario.refused += n
+
     def lost(self, n: int = 1) -> None:
+        """Failed the wrong way: acknowledged and missing, or an untyped error / a hang."""
         self.scenario.lost += n
 
 
@@ -267,9 +296,10 @@ def tally(request: pytest.FixtureRequest) -> Tally:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _TALLY:
         return
-    terminalreporter.section("chaos: tried / survived / lost per scenario")
+    terminalreporter.section("chaos: tried / survived / refused (typed error) / lost")
     width = max(len(name) for name in _TALLY)
     for name, s in sorted(_TALLY.items()):
         terminalreporter.write_line(
-            f"{name:<{width}}  tried {s.tried:>5}  survived {s.survived:>5}  lost {s.lost:>5}"
+            f"{name:<{width}}  tried {s.tried:>5}  survived {s.survived:>5}  "
+            f"refused {s.refused:>5}  lost {s.lost:>5}"
         )

@@ -8,10 +8,11 @@ import json
 import os
 import random
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -413,12 +414,17 @@ class Session:
             timeout: seconds to wait (default ``lock_timeout``).
             ttl: seconds after which a holder that died is presumed gone.
 
+        The lock is reentrant for this ``Session`` object within a thread: ``create_backup()``
+        (which takes ``"session"``) works inside ``with session.lock():``; another ``Session``
+        object, even of the same id, waits as any other holder would.
+
         Raises:
             SessionLockError: not acquired within ``timeout``.
         """
         check_name(name, "lock name")
         wait = self.lock_timeout if timeout is None else timeout
-        return self.backend.lock(self.namespace, self.session_id, name, wait, ttl)
+        backend, ns, sid = self.backend, self.namespace, self.session_id
+        return _reentrant((id(self), ns, sid, name), lambda: backend.lock(ns, sid, name, wait, ttl))
 
     def __enter__(self) -> Session:
         return self
@@ -683,3 +689,31 @@ class Session:
                 yield
             finally:
                 await loop.run_in_executor(pool, manager.__exit__, None, None, None)
+
+
+_held = threading.local()
+
+
+@contextmanager
+def _reentrant(
+    key: tuple[Any, ...], acquire: Callable[[], AbstractContextManager[None]]
+) -> Iterator[None]:
+    """Take a store lock once per thread and Session: nested ``lock()`` calls pass through.
+
+    Store locks are not reentrant (a PostgreSQL advisory lock belongs to a connection, a Redis
+    lock to a token), so without this a thread waiting for a lock it holds waits for ever.
+    """
+    held: dict[tuple[Any, ...], int] = _held.__dict__.setdefault("locks", {})
+    if key in held:
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    with acquire():
+        held[key] = 1
+        try:
+            yield
+        finally:
+            del held[key]
