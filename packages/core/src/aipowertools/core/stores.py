@@ -137,6 +137,10 @@ class StoreURL:
     def __str__(self) -> str:
         return self.masked()
 
+    def __repr__(self) -> str:
+        path = f", path={self.path!r}" if self.path is not None else ""
+        return f"StoreURL(scheme={self.scheme!r}, raw={self.masked()!r}{path})"
+
 
 def parse_store_url(url: str | StoreURL | None, *, default: str) -> StoreURL:
     """Parse and validate a store URL.
@@ -568,7 +572,7 @@ def _pg_reason(exc: Exception) -> str:
     # psycopg repeats the connection string (with password) in some messages: mask it
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = "; ".join(lines) or type(exc).__name__
-    return re.sub(r"password=\S+", "password=***", text)
+    return mask_url(text)
 
 
 def _close_all() -> None:

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, asynccontextmanager, contextmanag
 from pathlib import Path
 from typing import Any, Literal
 
+from aipowertools.core._errors import mask_url
 from aipowertools.core.errors import ConfigurationError, SessionConflictError
 from aipowertools.sessions._backend import ABSENT, SessionBackend
 from aipowertools.sessions._codec import Codec
@@ -117,7 +118,7 @@ class Session:
     def __repr__(self) -> str:
         return (
             f"Session({self.session_id!r}, namespace={self.namespace!r}, "
-            f"store={self.backend.url!r})"
+            f"store={mask_url(str(self.backend.url))!r})"
         )
 
     # -- helpers ------------------------------------------------------------------------------
