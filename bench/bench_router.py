@@ -40,6 +40,8 @@ with Simulator(models=models, seed=spec.get("seed", 0)) as sim:
         sim.base_url("openai", name)
         sim.down(name)
     urls = {m.name: sim.base_url("openai", m.name) for m in models}
+    for flavor in ("anthropic", "ollama"):
+        urls.update({f"{m.name}@{flavor}": sim.base_url(flavor, m.name) for m in models})
     print(json.dumps(urls), flush=True)
     sys.stdin.read()
 """
@@ -189,6 +191,140 @@ def bench_call_cpu() -> list[Result]:
     ]  # fmt: skip
 
 
+def _drain(stream: Any) -> Callable[[], Awaitable[Any]]:
+    async def call() -> Any:
+        async for _ in stream():
+            pass
+
+    return call
+
+
+def bench_wire_cpu(reps: int = 5, n: int = 60) -> list[Result]:
+    """Client CPU per call on each wire format, streamed and not: ours vs litellm Router/bare."""
+    from aipowertools.core import litellm
+    from aipowertools.router import Deployment, LLMRouter
+
+    lm = litellm()
+    lm.suppress_debug_info = True
+    wires = {
+        "openai": ("openai/gpt-4o-mini", "gpt-4o-mini", ""),
+        "anthropic": ("anthropic/claude-haiku-4-5", "claude-haiku-4-5", "@anthropic"),
+        "ollama": ("ollama_chat/llama3", "llama3", "@ollama"),
+    }
+    spec = {"models": [{"name": m[1]} for m in wires.values()]}
+    out: list[Result] = []
+    with simulator(spec) as urls:
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {}
+        for wire, (model, name, suffix) in wires.items():
+            base = urls[name + suffix]
+            dep = Deployment(model, api_base=base, api_key=KEY, local=False,
+                             input_cost_per_token=1e-7, output_cost_per_token=4e-7)  # fmt: skip
+            ours = LLMRouter([dep])
+            theirs = lm.Router(
+                model_list=[{"model_name": "chat", "litellm_params": {
+                    "model": model, "api_base": base, "api_key": KEY}}],
+                num_retries=0,
+            )  # fmt: skip
+
+            def bind(ours: Any = ours, theirs: Any = theirs, model: str = model,
+                     base: str = base) -> dict[str, Callable[[], Awaitable[Any]]]:  # fmt: skip
+                async def routed() -> Any:
+                    return await ours.route(messages=MESSAGES, complexity_score=0.2)
+
+                async def router() -> Any:
+                    return await theirs.acompletion(model="chat", messages=MESSAGES)
+
+                async def bare() -> Any:
+                    return await lm.acompletion(model=model, api_base=base, api_key=KEY,
+                                                messages=MESSAGES, max_retries=0)  # fmt: skip
+
+                async def routed_stream() -> Any:
+                    async for _ in ours.stream(messages=MESSAGES, complexity_score=0.2):
+                        pass
+
+                async def router_stream() -> Any:
+                    response = await theirs.acompletion(
+                        model="chat", messages=MESSAGES, stream=True,
+                        stream_options={"include_usage": True},
+                    )  # fmt: skip
+                    async for _ in response:
+                        pass
+
+                async def bare_stream() -> Any:
+                    response = await lm.acompletion(
+                        model=model, api_base=base, api_key=KEY, messages=MESSAGES,
+                        max_retries=0, stream=True, stream_options={"include_usage": True},
+                    )  # fmt: skip
+                    async for _ in response:
+                        pass
+
+                return {"routed": routed, "router": router, "bare": bare,
+                        "routed_stream": routed_stream, "router_stream": router_stream,
+                        "bare_stream": bare_stream}  # fmt: skip
+
+            for kind, fn in bind().items():
+                calls[f"{wire}:{kind}"] = fn
+        runs: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(reps):  # interleaved
+            for name, call in calls.items():
+                runs[name].append(_cpu_per_call(call, n) * 1e3)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    for wire in wires:
+        for mode, suffix in (("", ""), (", streamed", "_stream")):
+            ours = f"{wire}:routed{suffix}"
+            for peer, label, target in (("router", "litellm.Router.acompletion", "<= 0.5x"),
+                                        ("bare", "bare litellm.acompletion", None)):  # fmt: skip
+                key = f"{wire}:{peer}{suffix}"
+                out.append(Result(
+                    f"routed call client CPU, {wire} wire{mode}", "ms", med[ours],
+                    peer=label, peer_median=med[key], target=target, runs=runs[ours],
+                    peer_runs=runs[key],
+                    notes="LLMRouter, default transport (direct aiohttp POST), one deployment",
+                ))  # fmt: skip
+    return out
+
+
+def bench_decision_by_prompt_size() -> list[Result]:
+    """LLMRouter.decide() on one user turn of 1k to 400k characters (classifier included)."""
+    from aipowertools.router import Deployment, LLMRouter
+
+    deployments = [
+        Deployment(
+            f"openai/m{i}",
+            name=f"m{i}",
+            input_cost_per_token=1e-7 * (i + 1),
+            output_cost_per_token=4e-7 * (i + 1),
+            quality=0.3 + 0.05 * i,
+            context_window=1_000_000,
+            local=False,
+        )
+        for i in range(10)
+    ]
+    router = LLMRouter(deployments, monitor=False)
+    out = []
+    base = None
+    for size in (1_000, 40_000, 400_000):
+        text = ("Explain why the design works. " + "lorem ipsum dolor " * (size // 18))[:size]
+        messages = [{"role": "user", "content": text}]
+        p50s = []
+        for _ in range(5):
+            samples = []
+            for _ in range(200):
+                start = time.perf_counter()
+                router.decide(messages=messages)
+                samples.append(time.perf_counter() - start)
+            p50s.append(percentile(samples, 50) * 1e3)
+        med = statistics.median(p50s)
+        base = med if base is None else base
+        out.append(Result(
+            f"decide() p50, last user turn of {size:,} characters", "ms", med, runs=p50s,
+            peer="same, 1,000 characters" if size > 1_000 else None,
+            peer_median=base if size > 1_000 else None,
+            target="~1.0x (O(1) in prompt size)" if size > 1_000 else None,
+        ))  # fmt: skip
+    return out
+
+
 def bench_import() -> Result:
     code = (
         "import time, sys; t = time.perf_counter(); import aipowertools.router; "
@@ -331,9 +467,78 @@ def bench_concurrency() -> list[Result]:
     ]  # fmt: skip
 
 
+def bench_raw_http(reps: int = 5, n: int = 400) -> list[Result]:
+    """Routed call vs a raw aiohttp POST of the same request, at concurrency 1 and 100."""
+    import aiohttp
+
+    from aipowertools.router import Deployment, LLMRouter
+
+    spec = {"models": [{"name": "gpt-4o-mini"}]}
+    body = json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+    out: list[Result] = []
+    with simulator(spec) as urls:
+        base = urls["gpt-4o-mini"]
+        dep = Deployment("openai/gpt-4o-mini", api_base=base, api_key=KEY, local=False)
+
+        async def measure(concurrency: int) -> tuple[float, float]:
+            router = LLMRouter([dep])
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+
+            async def raw() -> Any:
+                async with session.post(f"{base}/chat/completions", data=body,
+                                        headers=headers) as response:  # fmt: skip
+                    return json.loads(await response.read())
+
+            async def routed() -> Any:
+                return await router.route(messages=MESSAGES, complexity_score=0.2)
+
+            async def batch(fn: Callable[[], Awaitable[Any]]) -> float:
+                sem = asyncio.Semaphore(concurrency)
+
+                async def one() -> None:
+                    async with sem:
+                        await fn()
+
+                await asyncio.gather(*(one() for _ in range(50)))  # warm
+                start = time.process_time()
+                await asyncio.gather(*(one() for _ in range(n)))
+                return (time.process_time() - start) / n * 1e3
+
+            try:
+                return await batch(routed), await batch(raw)
+            finally:
+                await session.close()
+
+        for concurrency, target in ((1, "<= 1.3x"), (100, "<= 2x")):
+            ours, peer = [], []
+            for _ in range(reps):
+                a, b = asyncio.run(measure(concurrency))
+                ours.append(a)
+                peer.append(b)
+            out.append(Result(
+                f"routed call client CPU at concurrency {concurrency}", "ms",
+                statistics.median(ours), peer="raw aiohttp POST, same request",
+                peer_median=statistics.median(peer), target=target, runs=ours, peer_runs=peer,
+                notes="LLMRouter, one openai/ deployment, default transport, monitor on",
+            ))  # fmt: skip
+    return out
+
+
 def main() -> None:
+    only = set(sys.argv[1:])
+    if only:  # e.g. ``python bench/bench_router.py wires decision_size``
+        table = {"wires": bench_wire_cpu, "decision_size": bench_decision_by_prompt_size,
+                 "call_cpu": bench_call_cpu, "concurrency": bench_concurrency,
+                 "raw_http": bench_raw_http}  # fmt: skip
+        results = [r for name in sorted(only) for r in table[name]()]
+        write_results("router-" + "-".join(sorted(only)), results)
+        return
     results = [bench_decision(), bench_import()]
+    results += bench_decision_by_prompt_size()
     results += bench_call_cpu()
+    results += bench_wire_cpu()
+    results += bench_raw_http()
     results += bench_concurrency()
     results.append(bench_failover())
     results += bench_hedging()

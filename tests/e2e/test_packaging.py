@@ -78,7 +78,7 @@ def test_core_installs_alone_without_any_framework(tmp_path: Path) -> None:
 
 
 def test_two_distributions_share_one_namespace(tmp_path: Path) -> None:
-    python = _venv_with(tmp_path, "core", "resilience", "router")
+    python = _venv_with(tmp_path, "core", "resilience", "cache", "prompts", "router")
     result = _probe(python, "core", "router")
     files = result["files"]
     assert isinstance(files, dict)

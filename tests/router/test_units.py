@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pickle
+import re
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.router import (
@@ -39,6 +42,75 @@ def test_complexity_heuristic_signals() -> None:
     long_chat = [{"role": "assistant", "content": "x"}] * 7 + [{"role": "user", "content": "hi"}]
     assert heuristic_complexity(long_chat) == pytest.approx(0.25, abs=0.01)
     assert heuristic_complexity([{"role": "system", "content": "no user turn"}]) == 0.15
+
+
+@pytest.mark.parametrize("size", [1_000, 40_000, 400_000])
+def test_complexity_reads_a_bounded_part_of_any_prompt(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aipowertools.router import _complexity
+
+    seen: list[int] = []
+    count = _complexity._count
+
+    def recording(pattern: re.Pattern[str], starts: tuple[str, ...], text: str, cap: int) -> int:
+        seen.append(len(text))
+        return count(pattern, starts, text, cap)
+
+    monkeypatch.setattr(_complexity, "_count", recording)
+    # Cues only in the middle of a long prompt are not read; cues at either end are.
+    filler = "lorem ipsum " * (size // 12)
+    text = "Why? def f(): " + filler + " debug it, summarize"
+    score = heuristic_complexity([{"role": "user", "content": text}])
+    assert len(seen) == 3
+    assert max(seen) <= 2 * _complexity.CUE_WINDOW + 1
+    length = 0.35 * min(1, len(text) / 4000)
+    assert score == pytest.approx(0.15 + length + 0.2 + 0.2 - 0.1)
+
+
+# The cue patterns as first written (one regex scan of the whole turn): the fast path must
+# agree with them on every turn short enough to be read whole.
+_OLD_CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+|\bfunction\b|\bSELECT\b.+\bFROM\b|=>|#include")
+_OLD_REASONING = re.compile(
+    r"\b(prove|step[- ]by[- ]step|analy[sz]e|trade-?offs?|derive|design|optimi[sz]e|why|"
+    r"compare|debug)\b",
+    re.IGNORECASE,
+)
+_OLD_SIMPLE = re.compile(
+    r"\b(translate|summari[sz]e|classify|extract|yes or no|one word|spell)\b", re.IGNORECASE
+)
+_WORDS = [
+    "why", "Why", "prove", "step by step", "step-by-step", "analyze", "tradeoffs", "trade-off",
+    "design", "designs", "optimise", "compare", "debug", "debugger", "translate", "Summarize",
+    "classify", "extract", "yes or no", "one word", "spell", "spelling", "def f(", "class A",
+    "function", "functional", "SELECT a FROM b", "select x from y", "=>", "#include", "```",
+    "x", "_why", "why_", "9why", " ", "\n", ".", "-",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=40), st.booleans())
+def test_complexity_fast_path_agrees_with_the_plain_patterns(words: list[str], long: bool) -> None:
+    text = "".join(words)
+    messages = [{"role": "assistant", "content": "x"}] * (7 if long else 0)
+    messages = [*messages, {"role": "user", "content": text}]
+    score = 0.15 + 0.35 * min(1.0, len(text) / 4000)
+    score += 0.2 if _OLD_CODE.search(text) else 0.0
+    score += min(0.3, 0.1 * len(_OLD_REASONING.findall(text)))
+    score += 0.1 if long else 0.0
+    score -= min(0.2, 0.1 * len(_OLD_SIMPLE.findall(text)))
+    assert heuristic_complexity(messages) == pytest.approx(min(1.0, max(0.0, score)), abs=1e-12)
+
+
+def test_complexity_of_a_short_prompt_reads_all_of_it() -> None:
+    middle = "x" * 1500 + " step by step " + "y" * 1500
+    assert heuristic_complexity([{"role": "user", "content": middle}]) == pytest.approx(
+        0.15 + 0.35 * len(middle) / 4000 + 0.1, abs=1e-9
+    )
+    long_middle = "x" * 9000 + " step by step " + "y" * 9000
+    assert heuristic_complexity([{"role": "user", "content": long_middle}]) == pytest.approx(
+        0.5, abs=1e-9
+    )
 
 
 def test_message_tokens_and_prepare() -> None:

@@ -101,8 +101,17 @@ async def test_errors_are_classified() -> None:
 
 async def test_other_providers_go_to_the_fallback() -> None:
     with Simulator(models=[SimModel("llama3", reply="via litellm")]) as sim:
-        local = Deployment("ollama_chat/llama3", api_base=sim.base_url("ollama", "llama3"))
-        router = LLMRouter([local], transport=OpenAICompatibleTransport(), monitor=False)
+        # Mistral's API speaks OpenAI's format, which the simulator answers; litellm posts it.
+        other = Deployment(
+            "mistral/llama3",
+            api_base=sim.base_url("openai", "llama3"),
+            api_key="k",
+            local=False,
+            input_cost_per_token=1e-6,
+            output_cost_per_token=1e-6,
+        )
+        assert not OpenAICompatibleTransport().handles(other)
+        router = LLMRouter([other], transport=OpenAICompatibleTransport(), monitor=False)
         assert (await router.route(task="hi")).content == "via litellm"
         stream = router.stream(task="hi")
         assert "".join([c.content async for c in stream]) == "via litellm"
@@ -173,7 +182,7 @@ async def test_only_plain_wire_calls_go_direct() -> None:
             assert not transport.handles(dep, params)
             assert (await transport.complete(dep, hi, params)).content == "via fallback"
         assert not transport.handles(dep.replace(params={"num_retries": 2}))
-        assert not transport.handles(Deployment("ollama_chat/llama3"))
+        assert not transport.handles(Deployment("gemini/gemini-2.0-flash"))
         assert len(recorder.calls) == 2
         with pytest.raises(ConfigurationError, match="not JSON-serializable"):
             await transport.complete(dep, [{"role": "user", "content": object()}], {})

@@ -215,3 +215,29 @@ def test_diskcache_never_evicts_what_it_stored(tmp_path: Path) -> None:
     assert again.get("profile") == {"name": "ada"}
     assert Session.list_sessions(backend) == ["big"]
     backend.close()
+
+
+class _NoLength:
+    """A backend proxy that fails the test if the list's length is asked for."""
+
+    def __init__(self, inner: SessionBackend) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("length", "alength"):
+            raise AssertionError(f"newest-N read called {name}(): O(n) on some backends")
+        return getattr(self._inner, name)
+
+
+async def test_newest_items_never_count_the_list(backend: SessionBackend, ns: str) -> None:
+    s = Session("tail", store=backend, namespace=ns)
+    s.extend("h", list(range(50)))
+    s.backend = _NoLength(backend)  # type: ignore[assignment]
+    assert s.items("h", -3) == [47, 48, 49]
+    assert s.items("h", -5, -2) == [45, 46, 47]
+    assert s.items("h", -3, -5) == []
+    assert s.items("h", -200) == list(range(50))
+    assert s.items("h", -200, -48) == [0, 1]
+    assert s.items("missing", -3) == []
+    assert await s.aitems("h", -2) == [48, 49]
+    assert await s.aitems("h", -4, -3) == [46]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from aipowertools.sessions import Session
-from aipowertools.sessions._postgres import PostgresBackend, migrate
+from aipowertools.sessions._postgres import _TAIL, PostgresBackend, migrate
 
 
 def test_schema_migrates_from_v1_keeping_list_order(postgres_url: str) -> None:
@@ -48,3 +49,41 @@ def test_schema_migrates_from_v1_keeping_list_order(postgres_url: str) -> None:
         assert session.keys() == ["h"]
     finally:
         pool.close()
+
+
+def test_newest_n_reads_n_rows_whatever_the_length(postgres_url: str) -> None:
+    """``items(key, -20)`` walks the primary key backwards: rows read do not grow with the list."""
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    s = Session("long", store=postgres_url, namespace=ns)
+    s.extend("h", list(range(5000)))
+    sent: list[str] = []
+    backend = s.backend
+    original = backend._q  # type: ignore[attr-defined]
+
+    def spy(sql: str, params: dict[str, object]) -> list[object]:
+        sent.append(sql)
+        return original(sql, params)  # type: ignore[no-any-return]
+
+    backend._q = spy  # type: ignore[attr-defined]
+    assert s.items("h", -20) == list(range(4980, 5000))
+    assert len(sent) == 1, "one round trip"
+    assert "count(" not in sent[0]
+    assert "OFFSET" not in sent[0]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        plan = conn.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + _TAIL,
+            {"ns": ns, "sid": "long", "key": "h", "n": 20},
+        ).fetchone()[0]
+    rows_read: list[int] = []
+
+    def walk(node: dict[str, object]) -> None:
+        if "Scan" in str(node.get("Node Type", "")) and "aipt_session_items" in str(
+            node.get("Relation Name", "")
+        ):
+            rows_read.append(int(node["Actual Rows"]))  # type: ignore[call-overload]
+        for child in node.get("Plans", []):  # type: ignore[union-attr]
+            walk(child)
+
+    walk((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
+    assert rows_read
+    assert max(rows_read) <= 20, rows_read

@@ -25,6 +25,7 @@ class Completion:
         input_tokens: prompt tokens billed.
         output_tokens: completion tokens billed.
         cached_input_tokens: prompt tokens served from the provider's cache.
+        cache_creation_tokens: prompt tokens written to the provider's cache.
         reasoning_tokens: hidden reasoning tokens (part of ``output_tokens``).
         finish_reason: why the model stopped (``stop``, ``length``, ``tool_calls``...).
         model: the model name the provider reported.
@@ -37,6 +38,7 @@ class Completion:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
     finish_reason: str | None = None
     model: str | None = None
@@ -56,11 +58,19 @@ class ToolCallChunk:
 
 @dataclass
 class Chunk:
-    """A piece of a streamed answer; the last chunk usually carries the usage."""
+    """A piece of a streamed answer; the last chunk usually carries the usage.
+
+    The token counts are ``None`` on chunks without usage; on the usage chunk they follow
+    :class:`Completion` (cached, cache-creation and reasoning tokens are part of the input
+    and output counts).
+    """
 
     content: str = ""
     tool_call_chunks: list[ToolCallChunk] = field(default_factory=list)
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    reasoning_tokens: int | None = None
     finish_reason: str | None = None
     model: str | None = None

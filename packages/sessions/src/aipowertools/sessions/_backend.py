@@ -39,6 +39,10 @@ class SessionBackend(Protocol):
     length)`` (and ``aappend_bounded``) appends under a size limit in one round trip; a
     :class:`~aipowertools.sessions.Session` with ``max_items`` uses it when the backend has it,
     and otherwise :meth:`length`, :meth:`append` and :meth:`trim`.
+
+    Optional: ``read_tail(ns, sid, key, count) -> list[bytes]`` (and ``aread_tail``) returns the
+    newest ``count`` items, oldest first, in work independent of the list's length; ``items(key,
+    -n)`` uses it when the backend has it, and otherwise :meth:`length` then :meth:`read`.
     """
 
     url: str
@@ -204,6 +208,11 @@ class MemoryBackend:
     def read(self, ns: str, sid: str, key: str, start: int, stop: int) -> list[bytes]:
         with self._mutex:
             return list(self._lists.get(self._live(ns, sid), {}).get(key, [])[start:stop])
+
+    def read_tail(self, ns: str, sid: str, key: str, count: int) -> list[bytes]:
+        with self._mutex:
+            seq = self._lists.get(self._live(ns, sid), {}).get(key, [])
+            return list(seq[max(len(seq) - count, 0) :]) if count > 0 else []
 
     def trim(self, ns: str, sid: str, key: str, keep_last: int) -> int:
         with self._mutex:

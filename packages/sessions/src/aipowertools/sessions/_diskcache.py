@@ -167,6 +167,12 @@ class DiskCacheBackend:
                 out.append(item)
         return out
 
+    def read_tail(self, ns: str, sid: str, key: str, count: int) -> list[bytes]:
+        if count <= 0 or self._expired(ns, sid):
+            return []
+        first, end = self._bounds(f"l/{ns}/{sid}/{key}/")
+        return self.read(ns, sid, key, max(end - first - count, 0), end - first)
+
     def trim(self, ns: str, sid: str, key: str, keep_last: int) -> int:
         prefix = f"l/{ns}/{sid}/{key}/"
         gone = 0

@@ -109,6 +109,13 @@ _READ = (
     "SELECT data FROM aipt_session_items WHERE ns = %(ns)s AND sid = %(sid)s "
     f"AND key = %(key)s AND {_LIVE} ORDER BY seq OFFSET %(start)s LIMIT %(limit)s"
 )
+# The newest items walk the primary key backwards and stop after ``n`` rows: no count, no
+# offset, so the work does not grow with the list's length.
+_TAIL = (
+    "SELECT data FROM (SELECT data, seq FROM aipt_session_items WHERE ns = %(ns)s "
+    f"AND sid = %(sid)s AND key = %(key)s AND {_LIVE} ORDER BY seq DESC LIMIT %(n)s) t "
+    "ORDER BY seq"
+)
 _TRIM = (
     "WITH gone AS (DELETE FROM aipt_session_items WHERE ns = %(ns)s AND sid = %(sid)s "
     "AND key = %(key)s AND seq < (SELECT seq FROM aipt_session_items "
@@ -353,6 +360,20 @@ class PostgresBackend:
     async def aread(self, ns: str, sid: str, key: str, start: int, stop: int) -> list[bytes]:
         """Async :meth:`read`."""
         return await self._arun(self._p_read(ns, sid, key, start, stop))
+
+    @staticmethod
+    def _p_read_tail(ns: str, sid: str, key: str, count: int) -> _Plan[list[bytes]]:
+        if count <= 0:
+            return []
+        rows = yield _TAIL, {"ns": ns, "sid": sid, "key": key, "n": count}
+        return [bytes(r[0]) for r in rows]
+
+    def read_tail(self, ns: str, sid: str, key: str, count: int) -> list[bytes]:
+        return self._run(self._p_read_tail(ns, sid, key, count))
+
+    async def aread_tail(self, ns: str, sid: str, key: str, count: int) -> list[bytes]:
+        """Async :meth:`read_tail`."""
+        return await self._arun(self._p_read_tail(ns, sid, key, count))
 
     @staticmethod
     def _p_trim(ns: str, sid: str, key: str, keep_last: int) -> _Plan[int]:

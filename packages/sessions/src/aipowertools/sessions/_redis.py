@@ -263,6 +263,11 @@ class RedisBackend:
             return []
         return [bytes(x) for x in self._r.lrange(self._base(ns, sid) + "l:" + key, start, stop - 1)]
 
+    def read_tail(self, ns: str, sid: str, key: str, count: int) -> list[bytes]:
+        if count <= 0:
+            return []
+        return [bytes(x) for x in self._r.lrange(self._base(ns, sid) + "l:" + key, -count, -1)]
+
     def trim(self, ns: str, sid: str, key: str, keep_last: int) -> int:
         return int(self._trim(keys=[self._base(ns, sid) + "l:" + key], args=[keep_last]))
 
@@ -391,6 +396,13 @@ class RedisBackend:
         if stop <= start:
             return []
         found = await self._ar().lrange(self._base(ns, sid) + "l:" + key, start, stop - 1)
+        return [bytes(x) for x in found]
+
+    async def aread_tail(self, ns: str, sid: str, key: str, count: int) -> list[bytes]:
+        """Async :meth:`read_tail`."""
+        if count <= 0:
+            return []
+        found = await self._ar().lrange(self._base(ns, sid) + "l:" + key, -count, -1)
         return [bytes(x) for x in found]
 
     async def atrim(self, ns: str, sid: str, key: str, keep_last: int) -> int:

@@ -225,6 +225,19 @@ class S3Backend:
     def length(self, ns: str, sid: str, key: str) -> int:
         return sum(len(c) for c in self._all_chunks(ns, sid, key))
 
+    def read_tail(self, ns: str, sid: str, key: str, count: int) -> list[bytes]:
+        # Chunks are listed (a key listing, 1,000 per page) but only the newest ones are
+        # fetched, back to front, until ``count`` items are in hand.
+        if count <= 0 or self._expired(ns, sid):
+            return []
+        objs = list(self._list(f"{self._base(ns, sid)}l/{key}/"))
+        out: list[bytes] = []
+        for obj in reversed(objs):
+            out[:0] = self._chunk(obj)
+            if len(out) >= count:
+                break
+        return out[len(out) - count :] if len(out) > count else out
+
     def read(self, ns: str, sid: str, key: str, start: int, stop: int) -> list[bytes]:
         if stop <= start:
             return []

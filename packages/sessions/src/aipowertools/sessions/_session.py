@@ -31,6 +31,11 @@ _MISSING: Any = object()
 Trim = Literal["oldest", "error"]
 
 
+def _slice_tail(tail: list[bytes], stop: int | None) -> list[bytes]:
+    """Items of a list's newest ``len(tail)`` items up to a negative ``stop`` (from the end)."""
+    return tail if stop is None else tail[: max(len(tail) + stop, 0)]
+
+
 def _check_int(name: str, value: object, minimum: int | None = None) -> None:
     """Raise a ConfigurationError unless ``value`` is an int (and at least ``minimum``)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -335,6 +340,9 @@ class Session:
         if stop is not None:
             _check_int("stop", stop)
         ns, sid = self.namespace, self.session_id
+        tail = getattr(self.backend, "read_tail", None)
+        if start < 0 and (stop is None or stop < 0) and tail is not None:
+            return [self._decode(key, d) for d in _slice_tail(tail(ns, sid, key, -start), stop)]
         if start < 0 or (stop is not None and stop < 0):
             n = self.backend.length(ns, sid, key)
             start = max(n + start, 0) if start < 0 else start
@@ -662,6 +670,10 @@ class Session:
         if stop is not None:
             _check_int("stop", stop)
         ns, sid = self.namespace, self.session_id
+        atail = getattr(native, "aread_tail", None)
+        if start < 0 and (stop is None or stop < 0) and atail is not None:
+            found = _slice_tail(await atail(ns, sid, key, -start), stop)
+            return [self._decode(key, d) for d in found]
         if start < 0 or (stop is not None and stop < 0):
             n = await native.alength(ns, sid, key)
             start = max(n + start, 0) if start < 0 else start
