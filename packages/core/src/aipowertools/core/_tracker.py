@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import threading
@@ -384,8 +385,13 @@ class CostTracker(LedgerQueries):
         ttl_s: float | None = None,
         wait_s: float | None = None,
     ) -> Reservation:
-        """Async :meth:`reserve` (the store is called off the event loop)."""
-        res, buckets, rules = self._new_reservation(
+        """Async :meth:`reserve` (the store is called off the event loop).
+
+        Counting the tokens of ``messages`` (which loads litellm's tokenizers and model map
+        on first use, seconds) runs on a worker thread too: nothing heavy runs on the loop.
+        """
+        new = functools.partial(
+            self._new_reservation,
             estimate_usd,
             model=model,
             messages=messages,
@@ -396,6 +402,8 @@ class CostTracker(LedgerQueries):
             request_id=request_id,
             ttl_s=ttl_s,
         )
+        counts = estimate_usd is None and messages is not None and model is not None
+        res, buckets, rules = await asyncio.to_thread(new) if counts else new()
         if not self.budgets.limits:
             return res
         deadline = time.monotonic() + (self.reserve_wait_s if wait_s is None else wait_s)
