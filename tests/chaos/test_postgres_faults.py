@@ -104,7 +104,7 @@ def test_lock_contention_never_starves_the_pool(
         try:
             with s.lock():
                 s.append("log", i)
-        except BaseException as exc:  # noqa: BLE001 - counted below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
