@@ -21,7 +21,13 @@ from aipowertools.core._budget import (
     tag_tuple,
     usd,
 )
-from aipowertools.core._errors import BudgetExceededError, ConfigurationError, StoreURLError
+from aipowertools.core._errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    StoreUnavailableError,
+    StoreURLError,
+)
+from aipowertools.core._journal import SettleJournal
 from aipowertools.core._ledger import (
     LedgerBackend,
     LedgerRecord,
@@ -190,6 +196,11 @@ class CostTracker(LedgerQueries):
         self.reserve_wait_s = reserve_wait_s
         self.namespace = check_namespace(namespace)
         self._backend = open_backend(store, self.namespace)
+        # Stores that can be down (Redis, PostgreSQL) journal what they refuse at settle time.
+        url = getattr(self._backend, "url", None)
+        self._journal: SettleJournal | None = (
+            SettleJournal.for_store(f"{url}#{self.namespace}") if url else None
+        )
         # The in-memory backend never blocks: no thread hop for it in async code.
         self._inline = isinstance(self._backend, MemoryLedger)
         self._gate = threading.Lock()
@@ -499,12 +510,54 @@ class CostTracker(LedgerQueries):
         if reservation is not None and not reservation.done:
             reservation.done = True
             reservation_id = reservation.id
-        result = self._backend.write(
-            record, reservation_id=reservation_id, thresholds=self.budgets.thresholds(rules)
-        )
+        if self._journal is not None and self._journal.has_pending():
+            self._replay_journal()
+        try:
+            result = self._backend.write(
+                record, reservation_id=reservation_id, thresholds=self.budgets.thresholds(rules)
+            )
+        except StoreUnavailableError as exc:
+            if self._journal is None:
+                raise
+            # The call happened and is billed: keep its record durably and write it when the
+            # store is back; the reservation's hold stays until then (or until it expires).
+            self._journal.add(record, reservation_id)
+            logger.warning(
+                "ledger store unavailable (%s): record %s journaled in %s, written when the "
+                "store answers again",
+                exc, record.request_id, self._journal.path,
+            )  # fmt: skip
+            return record, True
         if result.crossed:
             self.budgets.alert(rules, result.crossed)
         return record, result.inserted
+
+    def _replay_journal(self) -> int:
+        """Write the journaled records the store refused before; returns how many landed."""
+        journal = self._journal
+        if journal is None:
+            return 0
+
+        def write(record: LedgerRecord, reservation_id: str | None) -> None:
+            rules = self.budgets.rules(record.user, record.task, record.tags, record.ts)
+            result = self._backend.write(
+                record, reservation_id=reservation_id, thresholds=self.budgets.thresholds(rules)
+            )
+            if result.crossed:
+                self.budgets.alert(rules, result.crossed)
+
+        landed = journal.replay(write)
+        if landed:
+            logger.warning("ledger store answers again: %d journaled record(s) written", landed)
+        return landed
+
+    def flush_journal(self) -> int:
+        """Write the records journaled during a store outage now; returns how many landed.
+
+        They are also written by the next :meth:`record` / :meth:`settle`; this is for a
+        process that wants them in before it exits (or an operator's ``doctor`` run).
+        """
+        return self._replay_journal()
 
     def _build(
         self,
