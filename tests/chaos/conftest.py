@@ -78,6 +78,19 @@ class RedisServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         _wait_port(self.port, self.proc, "redis-server")
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        try:
+            for _ in range(400):  # listening is not serving: wait out LOADING (AOF replay)
+                try:
+                    if client.ping():
+                        return
+                except redis.RedisError:
+                    time.sleep(0.025)
+            raise RuntimeError("redis-server did not answer PING")
+        finally:
+            client.close()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

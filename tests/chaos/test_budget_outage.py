@@ -37,3 +37,21 @@ def test_settle_while_redis_is_down_is_never_lost(
     # the holds were settled by the replayed writes: nothing is reserved any more
     assert tracker.remaining_usd("global") == pytest.approx(100.0 - billed)
     tracker.close()
+
+
+def test_redis_budget_problems_names_missing_persistence(redis_server: RedisServer) -> None:
+    import redis
+
+    from aipowertools.core.stores import redis_budget_problems
+
+    problems = redis_budget_problems(redis_server.url)
+    assert len(problems) == 1
+    assert "persistence is off" in problems[0]
+    r = redis.Redis.from_url(redis_server.url)
+    r.config_set("appendonly", "yes")
+    r.config_set("maxmemory-policy", "allkeys-lru")
+    problems = redis_budget_problems(redis_server.url)
+    assert [p.split(" ")[0] for p in problems] == ["maxmemory-policy"]
+    r.config_set("maxmemory-policy", "noeviction")
+    assert redis_budget_problems(redis_server.url) == []
+    r.close()

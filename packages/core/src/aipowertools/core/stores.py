@@ -59,6 +59,7 @@ __all__ = [
     "data_dir",
     "parse_store_url",
     "postgres_pool",
+    "redis_budget_problems",
     "redis_client",
 ]
 
@@ -646,3 +647,48 @@ async def async_postgres_pool(url: str | StoreURL) -> psycopg_pool.AsyncConnecti
         else:
             per_loop[loop] = pool
     return cast("psycopg_pool.AsyncConnectionPool[Any]", pool)
+
+
+def redis_budget_problems(url: str | StoreURL) -> list[str]:
+    """What is wrong with a Redis for holding budgets and limiter windows (empty: nothing).
+
+    A budget store must keep its data across a restart (AOF, or RDB snapshots at least) and
+    never evict it (``maxmemory-policy noeviction``); without persistence a restarted Redis
+    forgets every reservation and window, and spend goes past the limit. ``aipowertools
+    doctor`` prints these.
+
+    Args:
+        url: A ``redis://`` or ``rediss://`` URL.
+
+    Returns:
+        One sentence per problem.
+
+    Raises:
+        StoreUnavailableError: Redis did not answer.
+    """
+    client = redis_client(url)
+    try:
+        config = client.config_get("appendonly", "save", "maxmemory-policy")
+    except StoreUnavailableError:
+        raise
+    except Exception as exc:  # CONFIG disabled (managed Redis): say so, do not guess
+        return [f"cannot read the Redis configuration ({exc}); check persistence by hand"]
+    values = {
+        (k.decode() if isinstance(k, bytes) else str(k)): (
+            v.decode() if isinstance(v, bytes) else str(v)
+        )
+        for k, v in config.items()
+    }
+    problems = []
+    if values.get("appendonly") != "yes" and not values.get("save", "").strip():
+        problems.append(
+            "persistence is off (appendonly no, no save points): a restart forgets budgets "
+            "and limiter windows; set appendonly yes (appendfsync everysec or always)"
+        )
+    policy = values.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        problems.append(
+            f"maxmemory-policy is {policy}: Redis may evict budget keys under memory pressure; "
+            "set maxmemory-policy noeviction"
+        )
+    return problems
