@@ -116,6 +116,31 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation-test the code that guards money and data (mutmut), into tools/mutation-results.json.
+
+    Slow (minutes per target on two cores) and not part of CI; pass target names to run some:
+    ``nox -s mutation -- core.cost``.
+    """
+    install(session, "mutation")
+    session.run("python", "tools/mutation.py", *session.posargs)
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """Make docs/images/dashboard.png and report.png from the simulator's data (needs chromium)."""
+    install(session, "test")
+    session.run("python", str(ROOT / "tools" / "screenshots.py"))
+
+
+@nox.session
+def dashboard(session: nox.Session) -> None:
+    """Serve the live dashboard on what the demo recorded (or: nox -s dashboard -- --home DIR)."""
+    install(session)
+    session.run("aipowertools", "dashboard", *(session.posargs or ["--demo"]))
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """Run the demo: a routed LangChain conversation with cost, sessions and logs."""
     install(session)

@@ -525,12 +525,55 @@ def bench_raw_http(reps: int = 5, n: int = 400) -> list[Result]:
     return out
 
 
+def bench_budget_path(reps: int = 5, n: int = 200) -> list[Result]:
+    """Client CPU per routed call with a monthly budget on the default (SQLite) store and in
+    memory, against the same router without a budget: the whole money path per call."""
+    import tempfile
+
+    from aipowertools.core import CostTracker
+    from aipowertools.router import Deployment, LLMRouter
+
+    spec = {"models": [{"name": "gpt-4o-mini"}]}
+    out: list[Result] = []
+    with simulator(spec) as urls, tempfile.TemporaryDirectory() as home:
+        os.environ["AIPOWERTOOLS_HOME"] = home
+        dep = Deployment("openai/gpt-4o-mini", api_base=urls["gpt-4o-mini"], api_key=KEY,
+                         local=False)  # fmt: skip
+        routers = {
+            "none": LLMRouter([dep], monitor=False),
+            "sqlite": LLMRouter([dep], monitor=False, budget_usd_per_month=1e6),
+            "memory": LLMRouter([dep], monitor=False, cost_tracker=CostTracker(
+                store="memory://bench", budget_usd=1e6, budget_period="month")),
+        }  # fmt: skip
+
+        def through(router: Any) -> Callable[[], Awaitable[Any]]:
+            async def call() -> Any:
+                return await router.route(messages=MESSAGES, complexity_score=0.2)
+
+            return call
+
+        runs: dict[str, list[float]] = {k: [] for k in routers}
+        for _ in range(reps):
+            for name, router in routers.items():
+                runs[name].append(_cpu_per_call(through(router), n) * 1e3)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    for store in ("sqlite", "memory"):
+        extra = [a - b for a, b in zip(runs[store], runs["none"], strict=True)]
+        out.append(Result(
+            f"money path per routed call (reserve, settle, ledger row), {store} store", "ms",
+            statistics.median(extra), target="<= 0.2 ms" if store == "sqlite" else None,
+            runs=extra, notes=f"routed call with a budget ({med[store]:.3f} ms) minus without "
+            f"({med['none']:.3f} ms), same run, monitor off",
+        ))  # fmt: skip
+    return out
+
+
 def main() -> None:
     only = set(sys.argv[1:])
     if only:  # e.g. ``python bench/bench_router.py wires decision_size``
         table = {"wires": bench_wire_cpu, "decision_size": bench_decision_by_prompt_size,
                  "call_cpu": bench_call_cpu, "concurrency": bench_concurrency,
-                 "raw_http": bench_raw_http}  # fmt: skip
+                 "raw_http": bench_raw_http, "budget": bench_budget_path}  # fmt: skip
         results = [r for name in sorted(only) for r in table[name]()]
         write_results("router-" + "-".join(sorted(only)), results)
         return
@@ -539,6 +582,7 @@ def main() -> None:
     results += bench_call_cpu()
     results += bench_wire_cpu()
     results += bench_raw_http()
+    results += bench_budget_path()
     results += bench_concurrency()
     results.append(bench_failover())
     results += bench_hedging()

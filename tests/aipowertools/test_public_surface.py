@@ -20,6 +20,7 @@ PACKAGES = [
     "aipowertools.resilience.llama_index",
     "aipowertools.sessions",
     "aipowertools.sessions.langchain",
+    "aipowertools.sessions.langgraph",
     "aipowertools.sessions.llama_index",
     "aipowertools.callbacks",
     "aipowertools.callbacks.langchain",
@@ -29,6 +30,7 @@ PACKAGES = [
     "aipowertools.router.llama_index",
     "aipowertools.testing",
     "aipowertools.cli",
+    "aipowertools.console",
 ]
 
 
@@ -69,3 +71,35 @@ def test_cli_surface() -> None:
     import aipowertools.cli as cli
 
     assert cli.__all__ == ["app", "main"]
+
+
+def test_console_surface() -> None:
+    import aipowertools.console as console
+
+    assert console.__all__ == [
+        "Stores",
+        "create_app",
+        "generate_report",
+        "report_data",
+        "serve_dashboard",
+    ]
+
+
+CONSOLE_PROBE = """
+import json, sys
+import aipowertools.console, aipowertools.cli
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'starlette', 'uvicorn', 'fpdf',
+               'litellm', 'langchain_core'})
+print(json.dumps(heavy))
+"""
+
+
+def test_importing_the_console_and_cli_loads_no_web_or_pdf_library() -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", CONSOLE_PROBE], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == []

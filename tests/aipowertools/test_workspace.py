@@ -44,11 +44,13 @@ def test_distribution_is_one_typed_namespace_subpackage(dist: str) -> None:
     subpackages = [
         p for p in (src / "aipowertools").iterdir() if p.is_dir() and p.name != "__pycache__"
     ]
-    assert len(subpackages) == 1, f"{dist} must ship exactly one subpackage, has {subpackages}"
-    sub = subpackages[0]
-    assert sub.name == ("cli" if dist == "aipowertools" else dist)
-    assert (sub / "py.typed").exists()
-    assert (sub / "__init__.py").exists()
+    # The meta distribution ships the command line and the console (dashboard, reports);
+    # every other distribution ships exactly the subpackage named after it.
+    expected = {"cli", "console"} if dist == "aipowertools" else {dist}
+    assert {p.name for p in subpackages} == expected, f"{dist} ships {subpackages}"
+    for sub in subpackages:
+        assert (sub / "py.typed").exists()
+        assert (sub / "__init__.py").exists()
     meta = _pyproject(dist)["project"]
     assert meta["name"] == ("aipowertools" if dist == "aipowertools" else f"aipowertools-{dist}")
     assert "Typing :: Typed" in meta["classifiers"]
@@ -63,9 +65,9 @@ def test_extras_match_design() -> None:
     assert {"langchain", "llama-index", "redis", "postgres", "s3"} <= extras["sessions"]
     assert {"langchain", "llama-index", "otel"} <= extras["callbacks"]
     assert {"langchain", "llama-index"} <= extras["router"]
-    assert {"langchain", "llama-index", "redis", "postgres", "s3", "otel", "all"} <= extras[
-        "aipowertools"
-    ]
+    assert {"langchain", "llama-index", "redis", "postgres", "s3", "otel", "console", "all"} <= (
+        extras["aipowertools"]
+    )
 
 
 def test_dependency_floors() -> None:

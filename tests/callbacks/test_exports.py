@@ -24,7 +24,9 @@ def test_public_api_is_locked() -> None:
         "set_context",
     ]
     assert lc.__all__ == [
+        "AgentLogMiddleware",
         "AsyncCostCallbackHandler",
+        "BudgetMiddleware",
         "CostCallbackHandler",
         "LoggingCallbackHandler",
     ]

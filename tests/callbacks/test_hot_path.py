@@ -149,12 +149,10 @@ def test_error_events_keep_the_traceback_of_the_moment() -> None:
 
 def test_writer_batches_a_burst_and_flush_does_not_wait_for_the_linger() -> None:
     sink = Collect()
-    pump = Pump(sink, linger=5.0)
+    pump = Pump(sink, linger=600.0)  # a flush that waited for the linger would time out
     for i in range(100):
         pump.put({"event": "e", "i": i})
-    start = time.monotonic()
-    assert pump.flush(10)
-    assert time.monotonic() - start < 2.0  # far below the 5 s linger
+    assert pump.flush(30)
     assert [e["i"] for b in sink.batches for e in b] == list(range(100))
     assert len(sink.batches) <= 2  # one write per burst, not one per event
     pump.close()
@@ -162,12 +160,11 @@ def test_writer_batches_a_burst_and_flush_does_not_wait_for_the_linger() -> None
 
 def test_close_does_not_wait_for_the_linger() -> None:
     sink = Collect()
-    pump = Pump(sink, linger=5.0)
+    pump = Pump(sink, linger=600.0)  # a close that waited for the linger would drop "a"
     pump.put({"event": "a"})
-    start = time.monotonic()
-    pump.close(timeout=10)
-    assert time.monotonic() - start < 2.0
+    pump.close(timeout=30)
     assert [e["event"] for b in sink.batches for e in b] == ["a"]
+    assert pump.stats().dropped == 0
 
 
 def test_an_event_that_cannot_be_built_is_dropped_and_counted(

@@ -6,7 +6,9 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 import threading
+import time
 
 import pytest
 
@@ -244,18 +246,27 @@ def test_failing_sink_never_raises_buffers_and_counts_drops(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="aipowertools.callbacks"):
         for i in range(8):
             log.info("e", i=i)  # must not raise
-        assert not log.flush(timeout=0.3)
+        # The writer takes a batch after a 50 ms linger; on a loaded machine it may take the
+        # first events before the last ones arrive, so *which* 3 are dropped may vary; how
+        # many never does: 5 fit the buffer.
+        eventually(lambda: log.stats()[0].failures >= 1 and log.stats()[0].dropped == 3)
+        assert not log.flush(timeout=0.05)  # the sink still fails: nothing can be flushed
         (st,) = log.stats()
-        assert st.failures >= 1
         assert "sink down" in (st.last_error or "")
-        assert st.dropped == 3
-        assert st.pending == 5
+        assert (st.dropped, st.pending) == (3, 5)
         flaky.fail = False
-        assert log.flush(timeout=5)
-    assert [e["i"] for e in flaky.got] == [0, 1, 2, 3, 4]
+        assert log.flush(timeout=30)
+    got = [e["i"] for e in flaky.got]
+    assert len(got) == 5
+    assert got == sorted(got)  # delivered in order
     (st,) = log.stats()
     assert (st.delivered, st.dropped, st.pending) == (5, 3, 0)
-    assert any("dropped 3 event(s)" in r.getMessage() for r in caplog.records)
+    reported = [
+        int(m.group(1))
+        for r in caplog.records
+        if (m := re.search(r"dropped (\d+) event\(s\)", r.getMessage()))
+    ]
+    assert sum(reported) == 3
     log.close()
     log.info("after_close")
     assert log.stats()[0].dropped == 4
@@ -370,7 +381,6 @@ def test_events_logged_right_before_exit_are_written(tmp_path) -> None:
 
 
 def test_idle_writer_thread_ends_and_restarts() -> None:
-    import time
 
     from aipowertools.callbacks._pump import Pump
 
@@ -382,13 +392,10 @@ def test_idle_writer_thread_ends_and_restarts() -> None:
 
     pump = Pump(Collect(), idle_exit=0.05)
     pump.put({"event": "a"})
-    assert pump.flush(2)
-    deadline = time.monotonic() + 2
-    while pump._thread is not None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert pump._thread is None
+    assert pump.flush(30)
+    eventually(lambda: pump._thread is None, "the idle writer thread exits")
     pump.put({"event": "b"})
-    assert pump.flush(2)
+    assert pump.flush(30)
     assert [e["event"] for e in got] == ["a", "b"]
     pump.close()
 
@@ -412,3 +419,11 @@ def test_wrong_arguments_are_typed_errors_saying_what_to_pass() -> None:
     log.info("kept", n=1)
     assert [e["n"] for e in log.query(event_type="kept", limit=1)] == [1]
     log.close()
+
+
+def eventually(condition, what: str = "condition") -> None:
+    """Wait for an event the writer thread counts, never for an assumed number of seconds."""
+    deadline = time.monotonic() + 30  # only a broken pump gets anywhere near this
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.005)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 from aipowertools.callbacks import OTLPSink, StructuredLogger
 
 
@@ -38,11 +40,14 @@ def test_otlp_export_failures_are_retried_and_counted() -> None:
     exporter = Flaky()
     log = StructuredLogger("otlp_flaky", store=None, sinks=[OTLPSink(exporter)])
     log.info("one")
-    assert not log.flush(0.3)
+    deadline = time.monotonic() + 30  # waits for the writer's first failed export, not 0.3 s
+    while log.stats()[0].failures < 1:
+        assert time.monotonic() < deadline, "the writer never tried to export"
+        time.sleep(0.005)
+    assert not log.flush(0.05)  # the exporter still fails: nothing can be flushed
     (st,) = log.stats()
-    assert st.failures >= 1
     assert "FAILURE" in (st.last_error or "")
     exporter.fail = False
-    assert log.flush(5)
+    assert log.flush(30)
     assert [r.log_record.body for r in exporter.get_finished_logs()] == ["one"]
     log.close()

@@ -28,7 +28,13 @@ def test_public_api_is_exactly_this():
     ]
     for name in resilience.__all__:
         assert hasattr(resilience, name)
-    assert lc.__all__ == ["ChatRateLimiter", "ResilientRunnable", "with_resilience"]
+    assert lc.__all__ == [
+        "ChatRateLimiter",
+        "ResilienceMiddleware",
+        "ResilientChatModel",
+        "ResilientRunnable",
+        "with_resilience",
+    ]
     assert li.__all__ == ["LlamaRateLimiter", "ResilientLLM"]
 
 

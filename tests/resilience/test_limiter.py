@@ -10,20 +10,61 @@ from aipowertools.resilience import Limit, RateLimiter
 from aipowertools.resilience._adaptive import parse_duration, parse_headers
 
 
+class FakeClock:
+    """Monotonic seconds for the ``memory://`` windows that move only when a test says so.
+
+    Counts its reads, so a test can wait until the limiter has looked at the time again
+    instead of sleeping and hoping it did.
+    """
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+
+async def until(condition, what: str = "condition") -> None:
+    """Yield to the loop until ``condition()``: counts events, never wall-clock gaps."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.001)
+
+    try:
+        await asyncio.wait_for(poll(), 30)  # only a broken limiter gets anywhere near this
+    except asyncio.TimeoutError:
+        raise AssertionError(f"never happened: {what}") from None
+
+
+async def rechecked(clock: FakeClock) -> None:
+    """Wait until the scheduler has read the (fake) clock again: it re-decided."""
+    seen = clock.reads
+    await until(lambda: clock.reads > seen + 1, "the scheduler re-checks the window")
+
+
 async def test_requests_per_window_is_exact():
-    limiter = RateLimiter(limits=[Limit("requests", 20, 0.25)])
-    start = time.monotonic()
-    stamps = []
+    clock = FakeClock()  # steps of 0.125 s are exact in binary: no rounding at the edges
+    limiter = RateLimiter(limits=[Limit("requests", 20, 0.25)], clock=clock, max_sleep=0.002)
+    admitted_at: list[float] = []
 
     async def one() -> None:
         await limiter.acquire("k")
-        stamps.append(time.monotonic())
+        admitted_at.append(clock.now)
 
-    await asyncio.gather(*(one() for _ in range(50)))
-    elapsed = time.monotonic() - start
-    # 20 at t=0, 20 at t=0.25, 10 at t=0.5: never more than 20 in any 0.25 s.
-    assert 0.49 <= elapsed < 0.8
-    assert max(sum(1 for t in stamps[i:] if t < s + 0.249) for i, s in enumerate(stamps)) == 20
+    tasks = [asyncio.create_task(one()) for _ in range(50)]
+    await until(lambda: len(admitted_at) == 20)
+    await rechecked(clock)
+    for expected in (20, 40, 40, 50):  # 20 at t=0, 20 at t=0.25, 10 at t=0.5
+        clock.now += 0.125
+        await until(lambda n=expected: len(admitted_at) == n, f"{expected} admitted")
+        if expected < 50:
+            await rechecked(clock)
+            assert len(admitted_at) == expected  # and not one more before the window moves
+    await asyncio.gather(*tasks)
+    assert admitted_at == [100.0] * 20 + [100.25] * 20 + [100.5] * 10
     assert limiter.get_stats().admitted == 50
 
 
@@ -53,9 +94,13 @@ def test_sync_acquire_waits_and_try_acquire_does_not():
     start = time.monotonic()
     for _ in range(10):
         limiter.acquire_sync("s")
-    assert time.monotonic() - start >= 0.95
-    assert limiter.try_acquire("s") is None
-    assert limiter.get_stats().rejected == 1
+    assert time.monotonic() - start >= 0.95  # a lower bound: a slow machine only adds to it
+    clock = FakeClock()
+    still = RateLimiter(requests_per_second=5, clock=clock)
+    for _ in range(5):
+        still.acquire_sync("s")  # all fit at once: never waits on the frozen clock
+    assert still.try_acquire("s") is None
+    assert still.get_stats().rejected == 1
 
 
 async def test_timeout_raises_rate_limit_exceeded_with_retry_after():
@@ -80,16 +125,17 @@ async def test_timeout_of_a_queued_waiter():
 
 
 async def test_cancelled_waiter_leaves_no_trace():
-    limiter = RateLimiter(requests_per_second=2)
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_second=2, clock=clock, max_sleep=0.002)
     await asyncio.gather(limiter.acquire("k"), limiter.acquire("k"))
     task = asyncio.create_task(limiter.acquire("k"))
-    await asyncio.sleep(0.01)
-    assert limiter.get_stats().queued_total == 1
+    await until(lambda: limiter.get_stats().queued_total == 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert limiter.get_stats().queued_total == 0
-    r = await asyncio.wait_for(limiter.acquire("k"), 2)
+    clock.now += 1.0
+    r = await asyncio.wait_for(limiter.acquire("k"), 30)
     assert r.key == "k"
 
 
@@ -134,6 +180,8 @@ def test_bad_arguments_are_typed():
         limiter.try_acquire("")
     with pytest.raises(StoreURLError):
         RateLimiter(store="sqlite:///x.db")
+    with pytest.raises(ConfigurationError, match="clock applies to the memory:// store only"):
+        RateLimiter(requests_per_second=1, store="redis://127.0.0.1:1/0", clock=FakeClock())
     r = limiter.try_acquire("k")
     assert r is not None
     with pytest.raises(ConfigurationError):
@@ -145,27 +193,40 @@ def test_bad_arguments_are_typed():
 
 
 async def test_priority_high_goes_first_under_saturation():
-    # 100 requests/s as 10 per 100 ms windows, so admissions happen every 100 ms.
-    limiter = RateLimiter(limits=[Limit("requests", 10, 0.1)], aging_seconds=30)
+    """Counted in admissions, not seconds: a high request that arrives while 150 low ones
+    wait is admitted in the next window, ahead of every low one already queued."""
+    clock = FakeClock()
+    limiter = RateLimiter(
+        limits=[Limit("requests", 10, 0.125)], aging_seconds=30, clock=clock, max_sleep=0.002
+    )
     await asyncio.gather(*(limiter.acquire("k") for _ in range(10)))  # saturate
-    waits: dict[str, list[float]] = {"high": [], "low": []}
+    order: list[str] = []  # "arrive:high", "high", "low" in the order they happened
 
     async def one(priority: str) -> None:
-        start = time.monotonic()
+        if priority == "high":
+            order.append("arrive:high")
         await limiter.acquire("k", priority=priority)
-        waits[priority].append(time.monotonic() - start)
+        order.append(priority)
 
-    async def high_stream() -> None:
-        tasks = []
-        for _ in range(5):  # high-priority requests keep arriving into the saturated queue
-            tasks += [asyncio.create_task(one("high")) for _ in range(4)]
-            await asyncio.sleep(0.1)
-        await asyncio.gather(*tasks)
-
-    await asyncio.gather(*(one("low") for _ in range(150)), high_stream())
-    p95 = {k: sorted(v)[int(0.95 * len(v)) - 1] for k, v in waits.items()}
-    assert len(waits["low"]) == 150  # every low-priority request was served
-    assert p95["high"] <= 0.25 * p95["low"], p95
+    lows = [asyncio.create_task(one("low")) for _ in range(150)]
+    await until(lambda: limiter.get_stats().queued_total == 150)
+    highs: list[asyncio.Task[None]] = []
+    for _ in range(5):  # high-priority requests keep arriving into the saturated queue
+        highs += [asyncio.create_task(one("high")) for _ in range(4)]
+        arrived = len(highs)
+        await until(lambda n=arrived: order.count("arrive:high") == n)
+        clock.now += 0.125  # the next window opens
+        served = order.count("high") + order.count("low")
+        await until(lambda n=served: order.count("high") + order.count("low") == n + 10)
+    await asyncio.gather(*highs)
+    while not all(task.done() for task in lows):
+        clock.now += 0.125
+        await rechecked(clock)
+    admitted = [who for who in order if who != "arrive:high"]
+    assert len(admitted) == 170  # every low-priority request was served too
+    # each window admitted the 4 new high requests first, then 6 of the waiting low ones
+    assert admitted[:50] == (["high"] * 4 + ["low"] * 6) * 5
+    assert admitted[50:] == ["low"] * 120
 
 
 @pytest.mark.parametrize("aging", [0.04, 0.0])
@@ -241,16 +302,18 @@ async def test_a_flooding_user_does_not_starve_another_under_contention():
 
 
 async def test_stats_report_queue_wait_and_utilisation():
-    limiter = RateLimiter(requests_per_second=5)
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_second=5, clock=clock, max_sleep=0.002)
     await asyncio.gather(*(limiter.acquire("k") for _ in range(5)))
     tasks = [asyncio.create_task(limiter.acquire("k", priority=p)) for p in ["high", "low", 3]]
-    await asyncio.sleep(0.01)
+    await until(lambda: limiter.get_stats().queued_total == 3)
     stats = limiter.get_stats()
     assert stats.queued == {"high": 1, "low": 1, "3": 1}
-    assert stats.queued_total == 3
     assert stats.utilisation == 1.0
-    assert 0.5 < stats.estimated_wait_seconds <= 1.6
+    assert stats.estimated_wait_seconds == pytest.approx(0.6)  # 3 more at 5/s
+    clock.now += 1.0
     await asyncio.gather(*tasks)
+    assert limiter.get_stats().queued_total == 0
 
 
 async def test_ten_thousand_waiters_one_loop_no_lost_wakeups_bounded_memory():
@@ -259,8 +322,8 @@ async def test_ten_thousand_waiters_one_loop_no_lost_wakeups_bounded_memory():
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     results = await asyncio.wait_for(
-        asyncio.gather(*(limiter.acquire("k", user=str(i % 7)) for i in range(10_000))), 10
-    )
+        asyncio.gather(*(limiter.acquire("k", user=str(i % 7)) for i in range(10_000))), 50
+    )  # ~1 s on an idle machine; the bound only catches lost wakeups (hangs)
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
     print(f"10,000 waiters on one loop: peak {peak / 2**20:.1f} MiB traced")  # pytest -s
@@ -272,14 +335,32 @@ async def test_ten_thousand_waiters_one_loop_no_lost_wakeups_bounded_memory():
 
 
 async def test_adaptive_pause_and_learned_limit():
-    limiter = RateLimiter(requests_per_second=100)
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_second=100, clock=clock, max_sleep=0.002)
     limiter.observe("k", headers={"retry-after": "0.3", "x-ratelimit-limit-requests": "600"})
     stats = limiter.get_stats("k").keys["k"]
-    assert 0.2 < stats.paused_seconds <= 0.3
+    assert stats.paused_seconds == pytest.approx(0.3)
     assert stats.usage["requests_per_1s"][1] == pytest.approx(9.5)  # 600/min = 10/s, 95 % of it
-    start = time.monotonic()
-    await asyncio.gather(*(limiter.acquire("k") for _ in range(11)))
-    assert time.monotonic() - start >= 1.25  # paused 0.3 s, then 10/s
+    admitted_at: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire("k")
+        admitted_at.append(clock.now)
+
+    tasks = [asyncio.create_task(one()) for _ in range(11)]
+    await rechecked(clock)
+    assert admitted_at == []  # paused
+    clock.now += 0.25
+    await rechecked(clock)
+    assert admitted_at == []  # still paused: 0.05 s to go
+    clock.now += 0.05
+    await until(lambda: len(admitted_at) == 9, "9 admitted")  # 9.5 per second: 9 fit
+    clock.now += 0.75
+    await rechecked(clock)
+    assert len(admitted_at) == 9  # not one more until the first second has passed
+    clock.now += 0.25
+    await asyncio.gather(*tasks)
+    assert admitted_at == [100.3] * 9 + [101.3] * 2
 
 
 async def test_adaptive_bare_429_halves_then_recovers():
@@ -336,18 +417,20 @@ def test_limit_decorator_and_wait_alias():
 
 
 async def test_settle_counts_the_request_from_its_answer():
-    limiter = RateLimiter(limits=[Limit("requests", 1, 0.4), Limit("tokens", 100, 0.4)])
+    clock = FakeClock()
+    limits = [Limit("requests", 1, 0.5), Limit("tokens", 100, 0.5)]
+    limiter = RateLimiter(limits=limits, clock=clock)
     r = await limiter.acquire("k", tokens=80)
-    await asyncio.sleep(0.2)  # the call takes 0.2 s; the provider stamped it on arrival
+    clock.now += 0.25  # the call takes 0.25 s; the provider stamped it on arrival
     await r.asettle(30)
     assert r.tokens == 30
-    await asyncio.sleep(0.25)  # 0.45 s after admission, but only 0.25 s after the answer
+    clock.now += 0.375  # 0.625 s after admission, but only 0.375 s after the answer
     assert limiter.try_acquire("k") is None
-    await asyncio.sleep(0.2)
+    clock.now += 0.125  # 0.5 s after the answer: its slot leaves the window
     r2 = limiter.try_acquire("k", tokens=10)
     assert r2 is not None
     r2.settle()  # no token change, restamp only
-    assert limiter.get_stats("k").keys["k"].usage["tokens_per_0_4s"] == (10.0, 100.0)
+    assert limiter.get_stats("k").keys["k"].usage["tokens_per_0_5s"] == (10.0, 100.0)
 
 
 async def test_a_store_failure_fails_the_waiters_instead_of_hanging_them(caplog):
@@ -362,12 +445,13 @@ async def test_a_store_failure_fails_the_waiters_instead_of_hanging_them(caplog)
                 raise StoreUnavailableError("redis://x", "connection refused")
             return self.reserve(key, limits, tokens)
 
-    limiter = RateLimiter(requests_per_second=1)
-    backend = Flaky()
+    clock = FakeClock()  # never moves: no waiter can be admitted before the store breaks
+    limiter = RateLimiter(requests_per_second=1, max_sleep=0.002)
+    backend = Flaky(clock=clock)
     limiter.backend = backend
     await limiter.acquire("k")
     waiters = [asyncio.create_task(limiter.acquire("k")) for _ in range(3)]
-    await asyncio.sleep(0.01)
+    await until(lambda: limiter.get_stats().queued_total == 3)
     backend.broken = True
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert all(isinstance(r, StoreUnavailableError) for r in results)

@@ -19,15 +19,22 @@ class Clock:
 
 
 async def test_check_and_wait_queues_and_reports_stats():
-    quota = QuotaManager(limits=[Limit("requests", 2, 0.5)])  # 2 per half second
+    clock = Clock(100.0)  # the limiter's windows stand still until the test moves them
+    limiter = RateLimiter(limits=[Limit("requests", 2, 0.5)], clock=clock, max_sleep=0.002)
+    quota = QuotaManager(limiter=limiter)  # 2 per half second
     await quota.check_and_wait(tokens=10)
     await quota.check_and_wait(tokens=10)
     waiting = [asyncio.create_task(quota.check_and_wait(tokens=10)) for _ in range(3)]
-    await asyncio.sleep(0.05)
+    while quota.get_stats().queued_tasks < 3:
+        await asyncio.sleep(0.001)
     stats = quota.get_stats()
     assert stats.queued_tasks == 3
-    assert stats.estimated_wait_seconds > 0.25
-    await asyncio.gather(*waiting)
+    assert stats.estimated_wait_seconds == pytest.approx(0.75)  # 3 more at 2 per 0.5 s
+    clock.now += 0.5
+    await asyncio.gather(*waiting[:2])
+    assert quota.get_stats().queued_tasks == 1
+    clock.now += 0.5
+    await waiting[2]
     stats = quota.get_stats()
     assert stats.queued_tasks == 0
     assert stats.month_requests == 5

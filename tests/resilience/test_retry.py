@@ -1,7 +1,6 @@
 import asyncio
 import random
 import statistics
-import time
 
 import pytest
 
@@ -61,33 +60,62 @@ async def test_classification_table_async(error, kind, attempts):
     assert len(calls) == attempts
 
 
-def test_retry_after_is_honoured():
+class FakeTime:
+    """tenacity's clock and sleep, moved by hand: a retry's verdict never depends on load."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    import tenacity
+    import tenacity.nap
+
+    fake = FakeTime()
+    monkeypatch.setattr(tenacity, "time", fake)  # attempt timestamps and the deadline
+    monkeypatch.setattr(tenacity.nap, "time", fake)  # the default sleep
+    return fake
+
+
+def test_retry_after_is_honoured(fake_time: FakeTime):
     calls: list[float] = []
 
     @retry(max_attempts=2, base_delay=0.001, jitter=False)
     def limited():
-        calls.append(time.monotonic())
+        calls.append(fake_time.now)
         if len(calls) == 1:
             raise RateLimitedError("429", retry_after=0.3)
         return "ok"
 
     assert limited() == "ok"
+    assert fake_time.slept == [pytest.approx(0.3)]
     assert calls[1] - calls[0] >= 0.3
 
 
-def test_deadline_never_sleeps_past_it():
+def test_deadline_never_sleeps_past_it(fake_time: FakeTime):
     calls = []
 
     @retry(max_attempts=10, base_delay=0.2, jitter=False, deadline=0.5)
     def slow():
-        calls.append(time.monotonic())
+        calls.append(fake_time.now)
+        fake_time.now += 0.05  # each attempt takes 50 ms
         raise TransientProviderError("503")
 
-    start = time.monotonic()
     with pytest.raises(TransientProviderError):
         slow()
-    assert time.monotonic() - start < 0.5
-    assert len(calls) == 2  # 0.2 s sleep fits, the next 0.4 s would not
+    # fails at 0.05 (+0.2 fits), at 0.30 (+0.4 would end at 0.70, past 0.5): stops there
+    assert calls == [0.0, pytest.approx(0.25)]
+    assert fake_time.slept == [0.2]
+    assert fake_time.now < 0.5
 
 
 def test_strategies_and_caps():

@@ -37,7 +37,7 @@ def test_every_attempt_recorded_once(transport: FakeTransport, tracker: CostTrac
 
 
 async def test_race_loser_cost_is_recorded(transport: FakeTransport, tracker: CostTracker) -> None:
-    transport.behaviours["a"] = Behaviour(latency_s=1.0)
+    transport.behaviours["a"] = Behaviour(latency_s=30.0)  # the hedge wins, a is cancelled
     r = LLMRouter(
         [dep("a", price=1e-7), dep("b", price=1e-6)],
         transport=transport,

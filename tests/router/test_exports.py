@@ -47,7 +47,12 @@ def test_public_api_is_exactly_this() -> None:
         "resolve",
     ]
     assert all(hasattr(router, name) for name in router.__all__)
-    assert lc.__all__ == ["LangChainTransport", "RouterChatModel", "chat_model_deployment"]
+    assert lc.__all__ == [
+        "LangChainTransport",
+        "RouterChatModel",
+        "RouterMiddleware",
+        "chat_model_deployment",
+    ]
     assert li.__all__ == ["RouterLLM"]
 
 

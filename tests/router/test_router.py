@@ -171,13 +171,13 @@ async def test_confidential_goes_local_only(transport: FakeTransport) -> None:
 
 
 async def test_race_hedges_slow_primary_and_cancels_loser(transport: FakeTransport) -> None:
-    transport.behaviours["a"] = Behaviour(latency_s=1.0)
+    # a answers only after 30 s: however late the hedge fires on a loaded machine, b wins.
+    transport.behaviours["a"] = Behaviour(latency_s=30.0)
     transport.behaviours["b"] = Behaviour(latency_s=0.01)
     r = router(transport, dep("a", price=1e-7), dep("b", price=1e-6))
     result = await r.route(task="hi", strategy=Race(hedge_after=0.02))
     assert result.deployment == "b"
-    assert result.latency_ms < 500
-    assert transport.cancelled == ["a"]
+    assert transport.cancelled == ["a"]  # nobody waited for a
     by_name = {a.deployment: a for a in result.attempts}
     assert by_name["a"].error_kind == "cancelled"
     assert by_name["a"].cost_usd > 0  # the loser's prompt is paid for, and counted
@@ -188,7 +188,8 @@ async def test_race_hedges_slow_primary_and_cancels_loser(transport: FakeTranspo
 
 async def test_race_without_hedge_when_primary_fast(transport: FakeTransport) -> None:
     r = router(transport, dep("a", price=1e-7), dep("b", price=1e-6))
-    result = await r.route(task="hi", strategy=Race(hedge_after=0.5))
+    # a answers at once; the hedge would fire after 30 s, so a stalled loop cannot trigger it.
+    result = await r.route(task="hi", strategy=Race(hedge_after=30.0))
     assert result.deployment == "a"
     assert len(result.attempts) == 1
 
@@ -404,13 +405,12 @@ async def test_route_opens_a_span(transport: FakeTransport) -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from aipowertools.router import _router
+    from aipowertools.router import _telemetry
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    old = _router._TRACER
-    _router._TRACER = provider.get_tracer("test")
+    old = _telemetry.use(provider)
     try:
         transport.behaviours["a"] = Behaviour(fail_rate=1.0)
         r = router(transport, dep("a", price=1e-7), dep("b", price=1e-6))
@@ -419,8 +419,9 @@ async def test_route_opens_a_span(transport: FakeTransport) -> None:
         with pytest.raises(ContentPolicyError):
             await r.route(task="hi", deployments=["a"])
     finally:
-        _router._TRACER = old
-    ok, failed = exporter.get_finished_spans()
+        _telemetry.restore(old)
+    spans = exporter.get_finished_spans()
+    ok, failed = (s for s in spans if s.name == "aipowertools.router.route")
     assert ok.name == "aipowertools.router.route"
     assert ok.attributes["aipowertools.router.deployment"] == "b"
     assert ok.attributes["aipowertools.router.attempts"] == 2

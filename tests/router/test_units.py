@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aipowertools.core.errors import ConfigurationError
+from aipowertools.core.errors import ConfigurationError, ContextWindowExceededError
 from aipowertools.router import (
     Completion,
     Deployment,
@@ -150,8 +150,8 @@ def test_trim_keeps_system_pinned_recent_and_no_orphan_tool() -> None:
     ]
     kept = trim(prepare(None, messages), 16)
     assert [m["content"] for m in kept.messages] == ["s", "new"]  # the orphan tool result went
-    with pytest.raises(ConfigurationError, match="system and pinned"):
-        trim(prepare(None, messages), 2)
+    with pytest.raises(ContextWindowExceededError, match="need 8 tokens"):
+        trim(prepare(None, messages), 2)  # the system message and the last user turn
 
 
 def test_deployment_defaults_and_validation() -> None:

@@ -1,5 +1,6 @@
 import aipowertools.sessions as sessions
 import aipowertools.sessions.langchain as lc
+import aipowertools.sessions.langgraph as lg
 import aipowertools.sessions.llama_index as li
 
 
@@ -23,6 +24,7 @@ def test_public_api_is_locked() -> None:
         "register_type",
     ]
     assert lc.__all__ == ["SessionChatMessageHistory", "SessionKVStore", "register_langchain_types"]
+    assert lg.__all__ == ["CheckpointSaver", "Store"]
     assert li.__all__ == ["SessionChatStore", "SessionDBChatStore", "register_llama_index_types"]
     for name in sessions.__all__:
         assert hasattr(sessions, name)

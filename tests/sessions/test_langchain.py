@@ -96,12 +96,14 @@ def _chain(store: MemoryBackend, replies: list[str]) -> RunnableWithMessageHisto
         [("system", "Be brief."), MessagesPlaceholder("history"), ("human", "{question}")]
     )
     model = GenericFakeChatModel(messages=iter([AIMessage(r) for r in replies]))
-    return RunnableWithMessageHistory(
-        prompt | model,
-        lambda session_id: SessionChatMessageHistory(session_id, store=store),
-        input_messages_key="question",
-        history_messages_key="history",
-    )
+    # deprecated upstream (langchain-core 1.3.3, removal in 2.0): the legacy path still works
+    with pytest.warns(DeprecationWarning, match="RunnableWithMessageHistory is deprecated"):
+        return RunnableWithMessageHistory(
+            prompt | model,
+            lambda session_id: SessionChatMessageHistory(session_id, store=store),
+            input_messages_key="question",
+            history_messages_key="history",
+        )
 
 
 def test_runnable_with_message_history() -> None:

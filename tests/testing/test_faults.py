@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,31 +13,59 @@ from aipowertools.testing._compat import ConfigurationError
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 
 
+CLIENT = httpx.Client()  # one pool for the module: a fresh client per post costs ~50 ms
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_client() -> Iterator[None]:
+    yield
+    CLIENT.close()
+
+
 def post(sim: Simulator, body: dict | None = None, *, model: str | None = None) -> httpx.Response:
-    return httpx.post(sim.base_url("openai", model) + "/chat/completions", json=body or BODY)
+    return CLIENT.post(sim.base_url("openai", model) + "/chat/completions", json=body or BODY)
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_requests_over_the_limit_get_exactly_the_expected_429s() -> None:
-    with Simulator(models=[SimModel("m", rpm=5, rate_window_s=30)]) as sim:
+    clock = FakeClock()
+    with Simulator(models=[SimModel("m", rpm=5, rate_window_s=30)], clock=clock) as sim:
         statuses = [post(sim).status_code for _ in range(12)]
         assert statuses == [200] * 5 + [429] * 7
         stats = sim.stats()
         assert (stats.served, stats.rate_limited) == (5, 7)
         limited = post(sim)
         assert limited.headers["x-ratelimit-remaining-requests"] == "0"
-        assert 1 <= int(limited.headers["retry-after"]) <= 30
+        assert limited.headers["retry-after"] == "30"
+        clock.now += 12.5
+        assert post(sim).headers["retry-after"] == "18"  # rounded up: never retry too early
         assert limited.json()["error"]["code"] == "rate_limit_exceeded"
 
 
 def test_sliding_window_frees_capacity_after_the_window() -> None:
-    with Simulator(models=[SimModel("m", rpm=2, rate_window_s=0.3)]) as sim:
+    clock = FakeClock()  # steps of 0.25 s are exact in binary: no rounding at the edge
+    with Simulator(models=[SimModel("m", rpm=2, rate_window_s=0.5)], clock=clock) as sim:
         assert [post(sim).status_code for _ in range(3)] == [200, 200, 429]
-        time.sleep(0.35)
-        assert post(sim).status_code == 200
+        clock.now += 0.25
+        assert post(sim).status_code == 429  # both slots are still inside the window
+        clock.now += 0.25  # the two slots leave the window exactly now
+        assert [post(sim).status_code for _ in range(3)] == [200, 200, 429]
+        assert sim.stats().rate_limited == 3
 
 
 def test_token_limit_counts_prompt_and_completion_tokens() -> None:
-    with Simulator(models=[SimModel("m", reply="ok", tpm=30, rate_window_s=30)]) as sim:
+    clock = FakeClock()
+    model = SimModel("m", reply="ok", tpm=30, rate_window_s=30)
+    with Simulator(models=[model], clock=clock) as sim:
         first = post(sim)
         used = first.json()["usage"]["total_tokens"]
         assert first.headers["x-ratelimit-remaining-tokens"] == str(30 - used)
@@ -111,7 +139,7 @@ def test_hang_is_released_when_the_client_gives_up() -> None:
         sim.fail_next("m", 1, "hang")
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(sim.base_url() + "/chat/completions", json=BODY, timeout=0.3)
-        assert sim.wait_idle(2.0)
+        assert sim.wait_idle(30.0)  # returns as soon as the hang is released
         assert sim.stats().cancelled == 1
 
 

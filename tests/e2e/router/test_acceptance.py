@@ -116,35 +116,43 @@ async def test_failover_primary_30pct_failing_secondary_down() -> None:
         assert {r.deployment for r in ok} <= {"primary", "tertiary"}
 
 
-async def test_race_cuts_p99_at_small_extra_cost() -> None:
-    n = 100
+async def test_race_answers_every_slowed_request_from_the_hedge() -> None:
+    """Race takes the tail off: no request waits for a slow first token.
+
+    The latency and cost figures (p99 with and without hedging) are measured by
+    ``bench/bench_router.py``. Here the verdict counts who answered, so a loaded machine
+    cannot flip it: a's slowed answers would take 30 s, the hedge fires after 0.1 s.
+    """
+    n = 60
     models = [SimModel(m, reply=REPLY, ttft_ms=10) for m in ("a", "b")]
-    slow = Fault("slow_first_token", delay_s=1.0)
-
-    async def run(strategy: Any) -> tuple[float, float]:
-        with Simulator(models=models, seed=3) as sim:
-            sim.schedule("a", [slow if i % 10 == 0 else None for i in range(n)])
-            router = LLMRouter(
-                [deployment(sim, "a", 1e-6), deployment(sim, "b", 1e-6)],
-                strategy=strategy,
-                monitor=False,
-            )
-            await router.route(task="warm up")
-            # Low concurrency: the figure is about hedging, not about queueing for the CPU.
-            results = await _many(router, n, concurrency=4)
-            assert all(not isinstance(r, BaseException) for r in results)
-            latencies = sorted(r.latency_ms for r in results)
-            return latencies[int(0.99 * (n - 1))], sum(r.cost for r in results)
-
-    base_p99, base_cost = await run("fallback")
-    race_p99, race_cost = await run(Race("fallback", hedge_after=0.1))
-    cut = 1 - race_p99 / base_p99
-    extra = race_cost / base_cost - 1
-    print(
-        f"\nrace: p99 {base_p99:.0f} -> {race_p99:.0f} ms ({cut:.0%} lower), extra cost {extra:.1%}"
-    )
-    assert cut >= 0.5
-    assert extra <= 0.15
+    slow = Fault("slow_first_token", delay_s=30.0)
+    with Simulator(models=models, seed=3) as sim:
+        sim.schedule("a", [slow if i % 10 == 0 else None for i in range(n)])
+        router = LLMRouter(
+            [deployment(sim, "a", 1e-6), deployment(sim, "b", 1e-6)],
+            strategy=Race("fallback", hedge_after=0.1),
+            monitor=False,
+        )
+        results = await _many(router, n, concurrency=4)
+        assert all(not isinstance(r, BaseException) for r in results)
+        assert sim.wait_idle(30.0)
+        stats = sim.stats()
+    assert stats.by_model["a"].requests == n  # every request went to the primary first
+    # The 6 slowed calls to a never answered: each was cancelled once a hedge on b answered
+    # (on a loaded machine a hedge may also beat an unslowed a: then a is cancelled too).
+    slowed = [
+        r
+        for r in results
+        if any(a.deployment == "a" and a.error_kind == "cancelled" for a in r.attempts)
+    ]
+    assert len(slowed) >= n // 10
+    assert all(r.deployment == "b" for r in slowed)
+    assert all(any(a.hedge and a.ok for a in r.attempts) for r in slowed)
+    assert stats.cancelled >= n // 10
+    hedges = sum(1 for r in results for a in r.attempts if a.hedge)
+    extra = sum(a.cost_usd for r in results for a in r.attempts if a.deployment != r.deployment)
+    print(f"\nrace: {hedges} hedges for {n} requests, losers cost ${extra:.6f}")
+    assert all(r.cost == pytest.approx(sum(a.cost_usd for a in r.attempts)) for r in results)
 
 
 async def test_1000_concurrent_requests_no_errors_bounded_memory() -> None:

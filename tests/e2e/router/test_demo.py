@@ -15,13 +15,13 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-def test_demo_runs_on_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_runs_on_the_simulator(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     for key in _demo._KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(_demo, "_OLLAMA_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setattr(_demo, "_LLAMACPP_URL", "http://127.0.0.1:9")
     out = io.StringIO()
-    assert _demo.run_demo(Console(file=out, width=200)) == 0
+    assert _demo.run_demo(Console(file=out, width=200), home=str(tmp_path)) == 0
     text = out.getvalue()
     first = text.splitlines()[0]
     assert "simulator" in first
@@ -37,7 +37,7 @@ def test_demo_runs_on_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_demo_uses_a_local_server_and_degrades_without_optional_packages(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     import sys
 
@@ -52,7 +52,7 @@ def test_demo_uses_a_local_server_and_degrades_without_optional_packages(
         monkeypatch.setattr(_demo, "_OLLAMA_URL", sim.base_url("ollama"))
         monkeypatch.setattr(_demo, "_LLAMACPP_URL", sim.url)
         out = io.StringIO()
-        assert _demo.run_demo(Console(file=out, width=200)) == 0
+        assert _demo.run_demo(Console(file=out, width=200), home=str(tmp_path)) == 0
     text = out.getvalue()
     assert text.splitlines()[0].startswith("Using your own providers: ollama_chat/llama3:latest")
     assert "in-memory history (aipowertools-sessions absent)" in text

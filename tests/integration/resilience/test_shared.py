@@ -8,37 +8,25 @@ import uuid
 import pytest
 
 from aipowertools.core.errors import CircuitOpenError, TransientProviderError
-from aipowertools.resilience import CircuitBreaker, CircuitState, RateLimiter
+from aipowertools.resilience import CircuitBreaker, CircuitState, Limit, RateLimiter
 
 WORKER = textwrap.dedent(
     """
-    import asyncio, json, sys, time
+    import sys
     from aipowertools.resilience import Limit, RateLimiter
     url, prefix = sys.argv[1], sys.argv[2]
-    async def main():
-        limiter = RateLimiter(limits=[Limit("requests", 20, 1.0)], store=url, prefix=prefix,
-                              max_sleep=0.05)
-        print("ready", flush=True)
-        start_at = float(sys.stdin.readline())  # one start time for all, once all are up
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        end = time.monotonic() + 2.5
-        stamps = []
-        async def one():
-            while True:
-                await limiter.acquire("shared")
-                if time.monotonic() >= end:
-                    return
-                stamps.append(time.time())
-        await asyncio.gather(*(one() for _ in range(5)))
-        print(json.dumps(stamps))
-    asyncio.run(main())
+    limiter = RateLimiter(limits=[Limit("requests", 20, 60.0)], store=url, prefix=prefix)
+    print("ready", flush=True)
+    sys.stdin.readline()  # all four start together, once all are up
+    print(sum(1 for _ in range(15) if limiter.try_acquire("shared") is not None), flush=True)
+    limiter.close()
     """
 )
 
 
 def test_four_processes_share_one_budget(redis_url):
-    import json
-
+    """Counted, not timed: 4 processes ask 15 times each inside one 60 s window; exactly the
+    20 the shared budget holds are admitted (four budgets of their own would admit 60)."""
     prefix = f"t:{uuid.uuid4().hex}"
     procs = [
         subprocess.Popen(
@@ -52,24 +40,19 @@ def test_four_processes_share_one_budget(redis_url):
     for proc in procs:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-    start_at = f"{time.time() + 0.3}\n"
     for proc in procs:
         assert proc.stdin is not None
-        proc.stdin.write(start_at)
+        proc.stdin.write("go\n")
         proc.stdin.flush()
-    stamps: list[float] = []
+    admitted = []
     for proc in procs:
         out, _ = proc.communicate(timeout=40)
         assert proc.returncode == 0
-        stamps += json.loads(out)
-    stamps.sort()
-    # Never more than 20 admissions in any 1-second window, across all four processes. The
-    # stamp is taken after admission, and a loaded CI machine can hold a process between the
-    # two: allow 200 ms of that (four processes with their own budgets would put ~60 in 0.8 s).
-    worst = max(sum(1 for t in stamps[i:] if t < s + 0.8) for i, s in enumerate(stamps))
-    assert worst <= 20, worst
-    # and the budget is used: 2.5 s at 20/s -> 60 admissions (3 windows), not 4x less.
-    assert len(stamps) >= 55, len(stamps)
+        admitted.append(int(out))
+    assert sum(admitted) == 20, admitted
+    usage = RateLimiter(limits=[Limit("requests", 20, 60.0)], store=redis_url, prefix=prefix)
+    assert usage.get_stats("shared").keys["shared"].usage["requests_per_60s"] == (20.0, 20.0)
+    usage.close()
 
 
 async def test_redis_limiter_tokens_correct_release_and_adaptive(redis_url):
@@ -89,10 +72,10 @@ async def test_redis_limiter_tokens_correct_release_and_adaptive(redis_url):
     usage = limiter.get_stats("m").keys["m"].usage
     assert usage["tokens_per_60s"] == (200.0, 1000.0)
     assert usage["requests_per_60s"] == (1.0, 10.0)
-    limiter.observe("m", headers={"x-ratelimit-limit-requests": "5"}, retry_after=0.2)
+    limiter.observe("m", headers={"x-ratelimit-limit-requests": "5"}, retry_after=30)
     stats = limiter.get_stats("m").keys["m"]
     assert stats.usage["requests_per_60s"][1] == pytest.approx(4.75)
-    assert 0.1 < stats.paused_seconds <= 0.2
+    assert 15 < stats.paused_seconds <= 30  # the pause runs on the Redis server's clock
     from aipowertools.core.errors import RateLimitedError
 
     await limiter.aobserve("m", exc=RateLimitedError("429"))
@@ -165,7 +148,7 @@ async def test_shared_breaker_half_open_probe(redis_url):
         store=redis_url,
         prefix=prefix,
         failure_threshold=1,
-        recovery_timeout=0.2,
+        recovery_timeout=1.0,  # the OPEN checks below must run within it: 1 s, not 0.2 s
         failure_rate_threshold=0.5,
         minimum_requests=2,
     )
@@ -178,13 +161,13 @@ async def test_shared_breaker_half_open_probe(redis_url):
 
     with pytest.raises(TransientProviderError):
         await b.acall(boom)
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(1.05)
     probe = b.enter()
     with pytest.raises(CircuitOpenError):
         b.enter()  # one probe at a time
     probe.finish(TransientProviderError("503"))
     assert b.state is CircuitState.OPEN
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(1.05)
     assert await b.acall(fine) == "ok"
     assert b.state is CircuitState.CLOSED
     assert b.snapshot().failures == 0

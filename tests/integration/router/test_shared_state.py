@@ -156,7 +156,8 @@ def _pair(url: str, cooldown_s: float) -> tuple[str, str, list[LLMRouter], list[
 
 
 async def test_open_circuit_is_shared_through_redis(redis_url: str) -> None:
-    x, y, (a, b), (ta, tb) = _pair(redis_url, cooldown_s=0.4)
+    # 2 s of cooldown: the checks while x is open must run inside it even on a loaded machine.
+    x, y, (a, b), (ta, tb) = _pair(redis_url, cooldown_s=2.0)
     assert (await b.route(task="hi")).deployment == x  # healthy everywhere at first
     ta.failing.add(x)
     for _ in range(2):  # two failures open x's circuit in router a (each fails over to y)
@@ -178,7 +179,7 @@ async def test_open_circuit_is_shared_through_redis(redis_url: str) -> None:
     assert stream.deployment == y
     # After the cooldown the key has expired and both routers let a trial call through.
     ta.failing.clear()
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(2.05)  # a lower bound: waiting longer changes nothing
     assert (await a.route(task="hi")).deployment == x
     assert (await b.route(task="hi")).deployment == x
     assert a.state(x).open_until == 0.0
@@ -188,7 +189,8 @@ async def test_open_circuit_is_shared_through_redis(redis_url: str) -> None:
 async def test_retry_after_parking_is_shared_through_redis(redis_url: str) -> None:
     x, y, (a, b), (ta, tb) = _pair(redis_url, cooldown_s=30.0)
     ta.failing.add(x)
-    ta.error = lambda d: RateLimitedError("429", model=d.model, retry_after=0.4)
+    # 2 s of Retry-After: the checks while x is parked must run inside it, even under load.
+    ta.error = lambda d: RateLimitedError("429", model=d.model, retry_after=2.0)
     assert (await a.route(task="hi")).deployment == y  # one 429 parks x in a
     assert a.state(x).open_until == 0.0  # a 429 is not the deployment's failure
     await asyncio.sleep(0.1)
@@ -201,7 +203,7 @@ async def test_retry_after_parking_is_shared_through_redis(redis_url: str) -> No
     assert "Retry-After (reported by another router)" in why
     assert b.state(x).open_until == 0.0  # parked, not open: no half-open trial afterwards
     ta.failing.clear()
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(2.0)  # a lower bound: waiting longer changes nothing
     assert (await b.route(task="hi")).deployment == x
     assert (await a.route(task="hi")).deployment == x
 

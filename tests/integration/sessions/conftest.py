@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +148,119 @@ def backend(
         b.close()
         if backend_kind == "postgresql" and pool is not None:
             pool.close()
+
+
+# -- LangGraph checkpoint conformance: each report is printed in the terminal summary ----------
+
+
+class _ConformanceReports:
+    """Keeps each conformance report and prints them all in pytest's terminal summary."""
+
+    name = "aipowertools-langgraph-conformance"
+
+    def __init__(self) -> None:
+        self.reports: list[str] = []
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.reports:
+            terminalreporter.section("langgraph-checkpoint-conformance")
+            for text in self.reports:
+                terminalreporter.write(text)
+
+
+@pytest.fixture
+def conformance(request: pytest.FixtureRequest) -> Callable[[Any, str], Any]:
+    """``await conformance(factory, name)``: run the suite, keep its report for the summary."""
+    from langgraph.checkpoint.conformance import checkpointer_test, validate
+
+    manager = request.config.pluginmanager
+    plugin = manager.get_plugin(_ConformanceReports.name)
+    if plugin is None:
+        plugin = _ConformanceReports()
+        manager.register(plugin, _ConformanceReports.name)
+
+    async def run(factory: Any, name: str) -> Any:
+        report = await validate(checkpointer_test(name=name)(factory))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            report.print_report()
+        plugin.reports.append(out.getvalue())
+        return report
+
+    return run
+
+
+# -- servers of our own, on spare ports, for the tests that stop and restart them ----------------
+
+
+def spare_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OwnRedis:
+    """A redis-server of this test only (never the shared one): start, kill -9, restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = spare_port()
+        self.dir = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import shutil
+        import time
+
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("redis-server is not installed")
+        # appendonly + fsync always: what a server that must not lose acknowledged writes runs
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(port=self.port)
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        client.close()
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path / "redis")
+    server.dir.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

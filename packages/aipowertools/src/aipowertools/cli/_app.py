@@ -5,51 +5,92 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-DISTRIBUTIONS = (
-    "aipowertools-core",
-    "aipowertools-resilience",
-    "aipowertools-sessions",
-    "aipowertools-callbacks",
-    "aipowertools-router",
-    "aipowertools-testing",
-)
+from aipowertools.cli import _costs, _logs, _models, _ops, _sessions
+from aipowertools.cli._common import Out
+
+DISTRIBUTIONS = _ops.DISTRIBUTIONS[1:]
 
 app = typer.Typer(
     name="aipowertools",
-    help="AI PowerTools: routing, cost, logging, resilience and sessions for LLM apps.",
+    help="AI PowerTools: routing, cost, logging, resilience and sessions for LLM apps. "
+    "Every command reads the stores the library writes (--store URL, default "
+    "$AIPOWERTOOLS_STORE or the embedded stores); --json prints JSON.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
+app.add_typer(_costs.app, name="costs")
+app.add_typer(_logs.app, name="logs")
+app.add_typer(_sessions.app, name="sessions")
+app.add_typer(_models.app, name="models")
+app.command("monitor")(_ops.monitor)
+app.command("simulate")(_ops.simulate)
+app.command("doctor")(_ops.doctor)
+app.command("report")(_ops.report)
+app.command("dashboard")(_ops.dashboard)
 
 
 @app.command()
-def version() -> None:
+def version(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Print the installed AI PowerTools distributions and their versions."""
-    console = Console()
-    table = Table("distribution", "version")
+    versions: dict[str, str | None] = {}
     for dist in DISTRIBUTIONS:
         try:
-            table.add_row(dist, importlib.metadata.version(dist))
+            versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
-            table.add_row(dist, "[dim]not installed[/dim]")
-    console.print(table)
+            versions[dist] = None
+    out = Out(as_json)
+    if as_json:
+        out.json(versions)
+        return
+    out.table("distributions", ["distribution", "version"],
+              [[d, v or "not installed"] for d, v in versions.items()])  # fmt: skip
+
+
+DEMO_NEEDS = ("langchain_core", "aipowertools.router.langchain")
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    simulator: Annotated[
+        bool,
+        typer.Option(
+            "--simulator",
+            help="Use the built-in simulator even when provider keys "
+            "are set or a local server answers.",
+        ),
+    ] = False,
+    home: Annotated[
+        str | None,
+        typer.Option(
+            "--home",
+            help="Where the demo keeps its stores (default: a 'demo' folder "
+            "in the data directory, emptied first).",
+        ),
+    ] = None,
+) -> None:
     """Run a short routed conversation with cost tracking, sessions and structured logs."""
-    console = Console()
-    try:
-        module = importlib.import_module("aipowertools.cli._demo")
-    except ImportError as exc:  # pragma: no cover - only without aipowertools-router installed
-        console.print(f"[red]The demo needs aipowertools-router: {exc}[/red]")
-        raise typer.Exit(1) from exc
-    raise typer.Exit(module.run_demo(console))
+    for module in DEMO_NEEDS:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            missing = getattr(exc, "name", None) or module
+            typer.echo(
+                f"aipowertools: the demo needs LangChain ({missing} is not installed): "
+                "pip install 'aipowertools[langchain]' (from a checkout: "
+                "uv sync --all-packages --all-extras)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+    from aipowertools.cli._demo import run_demo
+
+    console = Console(soft_wrap=True, highlight=False)
+    raise typer.Exit(run_demo(console, force_simulator=simulator, home=home))
 
 
 @app.command()
@@ -57,7 +98,7 @@ def where() -> None:
     """Print where the embedded stores live and which store URL is the default."""
     from aipowertools.core.stores import data_dir
 
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"data directory: {data_dir()}")
     store = os.environ.get("AIPOWERTOOLS_STORE")
     console.print(

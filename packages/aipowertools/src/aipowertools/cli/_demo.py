@@ -1,14 +1,17 @@
 """``aipowertools demo``: a short routed LangChain conversation with cost, sessions and logs.
 
 Real providers are used when their API keys are set, a local Ollama or llama.cpp server when
-one answers; otherwise the built-in simulator is started (and the first line says so). All
-state goes to a temporary data directory that is removed afterwards.
+one answers; otherwise (or with ``--simulator``) the built-in simulator is started, and the
+first line says which. The demo's stores (ledger, logs, sessions) go to a ``demo`` folder in
+the data directory, emptied when the demo starts and kept afterwards, so that
+``aipowertools dashboard --home <that folder>`` shows what it recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -81,11 +84,11 @@ def _local_servers() -> list[Deployment]:
 
 
 @contextmanager
-def _deployments(stack: ExitStack) -> Iterator[tuple[str, list[Any]]]:
+def _deployments(stack: ExitStack, force_simulator: bool) -> Iterator[tuple[str, list[Any]]]:
     from aipowertools.router import PROVIDER_MODELS, Deployment
 
-    providers = [p for key, p in _KEYS.items() if os.environ.get(key)]
-    local = _local_servers()
+    providers = [] if force_simulator else [p for key, p in _KEYS.items() if os.environ.get(key)]
+    local = [] if force_simulator else _local_servers()
     if providers or local:
         names = ", ".join(providers + [d.name for d in local])
         deployments: list[Any] = [Deployment(m) for p in providers for m in PROVIDER_MODELS[p]]
@@ -103,9 +106,14 @@ def _deployments(stack: ExitStack) -> Iterator[tuple[str, list[Any]]]:
         )
     )
     key = "sk-simulator"
+    why = (
+        "--simulator given"
+        if force_simulator
+        else "No provider API keys and no local Ollama / llama.cpp server found"
+    )
     yield (
-        "No provider API keys and no local Ollama / llama.cpp server found: this demo runs "
-        "against the built-in simulator (no network calls, simulated prices).",
+        f"{why}: this demo runs against the built-in simulator (no network calls, "
+        "simulated prices).",
         [
             Deployment("openai/gpt-4o-mini", name="gpt-4o-mini", local=False, api_key=key,
                        api_base=sim.base_url("openai", "gpt-4o-mini")),
@@ -119,16 +127,30 @@ def _deployments(stack: ExitStack) -> Iterator[tuple[str, list[Any]]]:
     )  # fmt: skip
 
 
-def run_demo(console: Console) -> int:
+def demo_home(home: str | None = None) -> str:
+    """The demo's data directory (``demo`` under the data directory by default), emptied."""
+    from aipowertools.core.stores import data_dir
+
+    path = os.path.abspath(os.path.expanduser(home)) if home else str(data_dir() / "demo")
+    for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "events.db", "events.db-wal",
+                 "events.db-shm"):  # fmt: skip
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(path, name))
+    shutil.rmtree(os.path.join(path, "sessions"), ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def run_demo(console: Console, *, force_simulator: bool = False, home: str | None = None) -> int:
     """Run the demo conversation, printing per turn who answered, why and what it cost."""
     start = time.perf_counter()
     with ExitStack() as stack:
-        home = stack.enter_context(tempfile.TemporaryDirectory(prefix="aipowertools-demo-"))
+        home = demo_home(home)
         old_home = os.environ.get("AIPOWERTOOLS_HOME")
         os.environ["AIPOWERTOOLS_HOME"] = home
         stack.callback(_restore, "AIPOWERTOOLS_HOME", old_home)
-        banner, deployments = stack.enter_context(_deployments(stack))
-        console.print(banner)
+        banner, deployments = stack.enter_context(_deployments(stack, force_simulator))
+        console.print(banner, markup=False)
         return _converse(console, home, deployments, start)
     return 1  # pragma: no cover - the with block always returns
 
@@ -177,15 +199,23 @@ def _converse(console: Console, home: str, deployments: list[Any], start: float)
         from aipowertools.callbacks import StructuredLogger
         from aipowertools.callbacks.langchain import CostCallbackHandler, LoggingCallbackHandler
 
-        logger = StructuredLogger("aipowertools.demo", store=f"sqlite:///{home}/logs.db")
+        logger = StructuredLogger("aipowertools.demo", store=f"sqlite:///{home}/events.db")
         callbacks = [CostCallbackHandler(tracker), LoggingCallbackHandler(logger, spans=False)]
-        log_note = f"structured logs in {home}/logs.db"
+        log_note = f"structured logs in {home}/events.db"
     except ImportError:
         pass
     history, session_note = _session_history(home)
     llm = RouterChatModel(router=LLMRouter(deployments, cost_tracker=tracker, monitor=False))
     console.print(f"Session store: {session_note}; cost ledger: {home}/ledger.db; {log_note}.")
-    console.print("Routing between: " + ", ".join(d.name for d in llm.router.deployments) + "\n")
+    console.print(
+        "Routing between: " + ", ".join(d.name for d in llm.router.deployments), markup=False
+    )
+    console.print(
+        "(complexity: 0-1 estimate of how hard the prompt is; quality floor: the lowest model "
+        "quality score (0-1) the router accepts for it; confidence: 0-1, how clear-cut the "
+        "choice was.)\n",
+        markup=False,
+    )
     system = SystemMessage("You are a concise assistant.")
     for turn, question in enumerate(TURNS, 1):
         history.add_messages([HumanMessage(question)])
@@ -204,15 +234,26 @@ def _converse(console: Console, home: str, deployments: list[Any], start: float)
         )
         console.print(
             f"  -> cost ${meta['cost_usd']:.6f} | latency {meta['latency_ms']:.0f} ms | "
-            f"running total ${total:.6f}\n"
+            f"running total ${total:.6f}\n",
+            markup=False,
         )
     records = tracker.records()
     console.print(
         f"{len(records)} ledger records (router and cost handler share one per call), "
         f"total ${tracker.total_usd():.6f}, {len(history.messages)} messages in the session; "
-        f"done in {time.perf_counter() - start:.1f} s."
+        f"done in {time.perf_counter() - start:.1f} s.",
+        markup=False,
     )
     if logger is not None:
+        logger.flush()
         logger.close()
     tracker.close()
+    console.print(f"\nThe demo's stores are kept in {home}. See what it recorded:", markup=False)
+    console.print(
+        f"  aipowertools dashboard --home {home}   (then open http://127.0.0.1:8470; "
+        "from the README's nox command: nox -s dashboard)",
+        markup=False,
+    )
+    console.print(f"  aipowertools costs --home {home}", markup=False)
+    console.print(f"  aipowertools logs --home {home}", markup=False)
     return 0

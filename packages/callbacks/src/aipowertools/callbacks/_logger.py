@@ -563,6 +563,61 @@ class StructuredLogger:
             return store.verify_audit(expected_head=expected_head)
         return store.verify_audit()
 
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        level: str | None = None,
+        event_type: str | None = None,
+        start_time: str | float | dt.datetime | dt.date | None = None,
+        end_time: str | float | dt.datetime | dt.date | None = None,
+        filters: dict[str, Any] | None = None,
+        kind: str | None = None,
+        limit: int | None = 100,
+        newest_first: bool = True,
+        after_id: int | None = None,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Search stored events by words (the store's full-text index) and filters.
+
+        Args:
+            text: Words that must all occur in the event (its name or any string field).
+            level: Lowest level to return (``"warning"`` returns warnings, errors, critical).
+            event_type: Event name to match.
+            start_time: Inclusive lower bound (as in :meth:`query`).
+            end_time: Inclusive upper bound (as in :meth:`query`).
+            filters: Field equality filters (as in :meth:`query`).
+            kind: ``"log"``, ``"metric"`` or ``"audit"``.
+            limit: Return at most this many events (``None``: all).
+            newest_first: Newest events first (default) or oldest first.
+            after_id: Only events stored after the one with this id (for following a store).
+
+        Returns:
+            ``(id, event)`` pairs; ids grow with every stored event.
+        """
+        from aipowertools.callbacks._search import levels_from
+
+        if limit is not None:
+            _check_count("limit", limit, 0)
+        store = self._store()
+        assert self._store_pump is not None
+        self._store_pump.flush()
+        if not isinstance(store, (SQLiteSink, PostgresSink)):
+            raise ConfigurationError(
+                f"the {store.name!r} store cannot search text: use sqlite:/// or postgresql://"
+            )
+        return store.search(
+            text=text,
+            levels=levels_from(level),
+            event_type=event_type,
+            kind=kind,
+            start=to_epoch(start_time),
+            end=to_epoch(end_time, end=True),
+            filters=filters,
+            after_id=after_id,
+            limit=limit,
+            newest_first=newest_first,
+        )
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every sink has written its buffered events (or ``timeout`` passes)."""
         deadline = time.monotonic() + timeout

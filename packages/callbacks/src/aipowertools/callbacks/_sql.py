@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aipowertools.callbacks._audit import GENESIS, AuditReport, canonical, chain_hash, verify_rows
+from aipowertools.callbacks._search import build_sql, ensure_sqlite_fts, postgres_fts_ddl
 from aipowertools.callbacks._sinks import QueryableSink, dumps
 from aipowertools.core.errors import ConfigurationError, StoreUnavailableError
 
@@ -122,6 +123,7 @@ class SQLiteSink(QueryableSink):
                     prev_hash TEXT NOT NULL, hash TEXT NOT NULL, payload TEXT NOT NULL);
                 """
             )
+            ensure_sqlite_fts(conn)
             for name in self._indexed:
                 conn.execute(
                     f"CREATE INDEX IF NOT EXISTS ix_events_f_{name.replace('.', '_')} "
@@ -209,6 +211,16 @@ class SQLiteSink(QueryableSink):
         with self._lock:
             rows = self._db().execute(sql, params).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def search(self, **criteria: Any) -> list[tuple[int, dict[str, Any]]]:
+        """Events matching free text (FTS5), levels, type, time, fields, as ``(id, event)``.
+
+        Takes the keyword arguments of :func:`aipowertools.callbacks._search.build_sql`.
+        """
+        sql, params = build_sql("sqlite", "events", field_check=_check_field, **criteria)
+        with self._lock:
+            rows = self._db().execute(sql, params).fetchall()
+        return [(int(r[0]), json.loads(r[1])) for r in rows]
 
     def verify_audit(
         self, key: bytes | None = None, *, expected_head: str | None = None
@@ -299,6 +311,7 @@ class PostgresSink(QueryableSink):
                         payload TEXT NOT NULL);
                     """
                 )
+                conn.execute(postgres_fts_ddl(t))
             self._conn = conn
         return self._conn
 
@@ -394,6 +407,11 @@ class PostgresSink(QueryableSink):
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [r[0] for r in self._fetch(sql, params)]
+
+    def search(self, **criteria: Any) -> list[tuple[int, dict[str, Any]]]:
+        """Events matching free text (a GIN tsvector index), levels, type, time, fields."""
+        sql, params = build_sql("postgresql", self.table, field_check=_check_field, **criteria)
+        return [(int(r[0]), r[1]) for r in self._fetch(sql, params)]
 
     def verify_audit(
         self, key: bytes | None = None, *, expected_head: str | None = None

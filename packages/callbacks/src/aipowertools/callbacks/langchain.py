@@ -14,13 +14,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
+import uuid
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 from uuid import UUID
 
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    AgentState,
+    ModelRequest,
+    ModelResponse,
+)
+from langchain.agents.middleware.types import PrivateStateAttr, ToolCallRequest
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.channels.untracked_value import UntrackedValue
+from langgraph.types import Command
+from typing_extensions import NotRequired
 
 from aipowertools.callbacks._genai import (
     Runs,
@@ -42,7 +55,7 @@ from aipowertools.callbacks._genai import (
     span_ids,
     start_span,
 )
-from aipowertools.core.errors import BudgetExceededError
+from aipowertools.core.errors import BudgetExceededError, ConfigurationError, UnknownModelError
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -50,7 +63,13 @@ if TYPE_CHECKING:
 
     from aipowertools.callbacks._logger import StructuredLogger
 
-__all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler", "LoggingCallbackHandler"]
+__all__ = [
+    "AgentLogMiddleware",
+    "AsyncCostCallbackHandler",
+    "BudgetMiddleware",
+    "CostCallbackHandler",
+    "LoggingCallbackHandler",
+]
 
 _log = logging.getLogger("aipowertools.callbacks")
 _USER_KEYS = ("user", "user_id")
@@ -646,6 +665,15 @@ class LoggingCallbackHandler(BaseCallbackHandler):
         self._tracer = get_tracer(tracer_provider) if spans else None
         self._runs = Runs()
 
+    def span_for(self, run_id: UUID) -> Any:
+        """The OpenTelemetry span this handler opened for a run still in progress, or None.
+
+        A model that makes calls of its own (``RouterChatModel``) runs them under this span,
+        so their spans are its children.
+        """
+        state = self._runs.get(run_id)
+        return state.span if state is not None else None
+
     # helpers --------------------------------------------------------------------------
     def _open(
         self,
@@ -998,3 +1026,480 @@ def _error_kind(error: BaseException) -> str | None:
         return str(classify(error).value)
     except Exception:  # pragma: no cover - classification is best effort here
         return None
+
+
+# ---------------------------------------------------------------------------------------
+# create_agent middleware: a budget around each model call, and cost / log events per step.
+
+
+class _AgentIdsState(AgentState[Any]):
+    """The agent run id our middleware gives each invocation (not checkpointed)."""
+
+    aipowertools_run_id: NotRequired[Annotated[str, UntrackedValue, PrivateStateAttr]]
+
+
+def _thread_id(request_or_runtime: Any) -> str | None:
+    runtime = getattr(request_or_runtime, "runtime", request_or_runtime)
+    info = getattr(runtime, "execution_info", None)
+    thread = getattr(info, "thread_id", None)
+    return str(thread) if thread else None
+
+
+def _run_id(state: Mapping[str, Any], runtime: Any) -> str:
+    run_id = state.get("aipowertools_run_id")
+    if run_id:
+        return str(run_id)
+    info = getattr(runtime, "execution_info", None)
+    given = getattr(info, "run_id", None)
+    return str(given) if given else uuid.uuid4().hex
+
+
+def _step(runtime: Any) -> int | None:
+    """The graph step of the current model call (LangGraph's ``langgraph_step``)."""
+    try:
+        from langgraph.config import get_config
+
+        step = get_config().get("metadata", {}).get("langgraph_step")
+    except RuntimeError:  # outside a graph run
+        return None
+    return int(step) if isinstance(step, int) else None
+
+
+def _answer(response: Any) -> AIMessage | None:
+    """The AIMessage of a model call's result (``ModelResponse`` or an ``AIMessage``)."""
+    if isinstance(response, AIMessage):
+        return response
+    response = getattr(response, "model_response", response)
+    for message in reversed(getattr(response, "result", None) or []):
+        if isinstance(message, AIMessage):
+            return message
+    return None
+
+
+def _model_name(model: Any) -> str:
+    for attr in ("model_name", "model"):
+        name = getattr(model, attr, None)
+        if isinstance(name, str) and name:
+            return name
+    return type(model).__name__
+
+
+def _ledger_id(message: AIMessage | None) -> str | None:
+    """The ledger key of an answer: the router's request id, else the provider's response id."""
+    if message is None:
+        return None
+    meta = message.response_metadata or {}
+    key = meta.get("request_id") or meta.get("id") or message.id
+    return str(key) if key else None
+
+
+class BudgetMiddleware(AgentMiddleware[_AgentIdsState, Any]):
+    """``create_agent`` middleware: reserve each model call's worst case, settle the real cost.
+
+    Before each model call of the agent the worst-case cost (prompt tokens x input price +
+    ``max_tokens`` x output price) is reserved in the :class:`~aipowertools.core.CostTracker`
+    (atomically, across processes sharing its store); after the call the real cost is
+    settled into the ledger, keyed like the router's and the cost handlers' records (so
+    attaching those too never double counts), with the agent's thread id as the session.
+    A failed call releases its reservation.
+
+    A model the catalog cannot price (a ``RouterChatModel``, whose router prices and, given
+    the same tracker, reserves each attempt itself; a custom model) reserves
+    ``estimate_usd`` per call (0 by default: the call is then refused only once the budget is
+    spent), and settles the cost its answer reports (``response_metadata["cost_usd"]``).
+
+    When the budget cannot cover the next model call, the agent ends: the step answers with
+    ``message`` (an ``AIMessage`` without tool calls, ``response_metadata["budget_exceeded"]``
+    set), or, with ``on_exhausted="raise"``, the ``BudgetExceededError`` propagates.
+
+    Args:
+        tracker: The ``CostTracker`` that owns the budget.
+        on_exhausted: ``"end"`` (default) or ``"raise"``.
+        message: Text of the closing answer; ``{error}`` is replaced by the budget error.
+        max_tokens: Output cap assumed for the estimate when the model sets none.
+        estimate_usd: Worst-case cost reserved per call of a model the catalog cannot price.
+        user: User the calls are for (``user:`` budgets).
+        task: Task name (``task:`` budgets).
+        tags: Project tags (``tag:`` budgets).
+
+    Example:
+        >>> from aipowertools.core import CostTracker
+        >>> budget = BudgetMiddleware(CostTracker(budget_usd=5.0, store="memory://"))
+        >>> agent = create_agent(model, tools, middleware=[budget])  # doctest: +SKIP
+    """
+
+    state_schema = _AgentIdsState
+
+    def __init__(
+        self,
+        tracker: Any,
+        *,
+        on_exhausted: Literal["end", "raise"] = "end",
+        message: str = "I stopped here: the budget for this agent is spent ({error})",
+        max_tokens: int | None = None,
+        estimate_usd: float = 0.0,
+        user: str | None = None,
+        task: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        check_tracker(tracker, "BudgetMiddleware")
+        if estimate_usd < 0:
+            raise ConfigurationError(f"estimate_usd must be >= 0, got {estimate_usd!r}")
+        self.estimate_usd = estimate_usd
+        if on_exhausted not in ("end", "raise"):
+            raise ConfigurationError(f"on_exhausted must be 'end' or 'raise', got {on_exhausted!r}")
+        self.tracker = tracker
+        self.on_exhausted = on_exhausted
+        self.message = message
+        self.max_tokens = max_tokens
+        self.user = user
+        self.task = task
+        self.tags = tuple(tags)
+
+    def _reserve_kwargs(self, request: ModelRequest[Any]) -> dict[str, Any]:
+        messages: list[BaseMessage] = list(request.messages)
+        if request.system_message is not None:
+            messages.insert(0, request.system_message)
+        max_tokens = (
+            request.model_settings.get("max_tokens")
+            or getattr(request.model, "max_tokens", None)
+            or self.max_tokens
+        )
+        return {
+            "model": _model_name(request.model),
+            "messages": _openai_messages(messages),
+            "max_tokens": int(max_tokens) if max_tokens else None,
+            "user": self.user,
+            "task": self.task,
+            "tags": self.tags,
+        }
+
+    def _settle_kwargs(
+        self, request: ModelRequest[Any], response: Any, started: float
+    ) -> tuple[Any, dict[str, Any]]:
+        message = _answer(response)
+        kwargs: dict[str, Any] = {
+            "session": _thread_id(request),
+            "latency_ms": (time.perf_counter() - started) * 1000.0,
+        }
+        key = _ledger_id(message)
+        if key is not None:
+            kwargs["request_id"] = key
+        meta = (message.response_metadata if message is not None else None) or {}
+        if not meta.get("model_name"):
+            kwargs["model"] = _model_name(request.model)
+        if meta.get("cost_usd") is not None:  # priced by whoever answered (the router)
+            kwargs["cost_usd"] = float(meta["cost_usd"])
+        if message is None or message.usage_metadata is None:
+            kwargs["model"] = _model_name(request.model)
+            kwargs["usage"] = estimate_usage(None, message.text if message else "", None)
+            kwargs["cost_exact"] = False
+        return message, kwargs
+
+    def _unpriced(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Reservation arguments for a model the catalog cannot price."""
+        rest = {k: v for k, v in kwargs.items() if k not in ("model", "messages", "max_tokens")}
+        return {**rest, "estimate_usd": self.estimate_usd}
+
+    def _exhausted(self, error: BudgetExceededError) -> AIMessage:
+        if self.on_exhausted == "raise":
+            raise error
+        return AIMessage(
+            content=self.message.format(error=error),
+            response_metadata={"budget_exceeded": True, "scope": error.scope},
+        )
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any] | AIMessage:
+        """Reserve, call the model, settle (or release on failure)."""
+        kwargs = self._reserve_kwargs(request)
+        try:
+            try:
+                reservation = self.tracker.reserve(**kwargs)
+            except UnknownModelError:
+                reservation = self.tracker.reserve(**self._unpriced(kwargs))
+        except BudgetExceededError as exc:
+            return self._exhausted(exc)
+        started = time.perf_counter()
+        try:
+            response = handler(request)
+        except BaseException:
+            self.tracker.release(reservation)
+            raise
+        message, kwargs = self._settle_kwargs(request, response, started)
+        self.tracker.settle(reservation, message, **kwargs)
+        return response
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any] | AIMessage:
+        """Async form of :meth:`wrap_model_call`."""
+        kwargs = self._reserve_kwargs(request)
+        try:
+            try:
+                reservation = await self.tracker.areserve(**kwargs)
+            except UnknownModelError:
+                reservation = await self.tracker.areserve(**self._unpriced(kwargs))
+        except BudgetExceededError as exc:
+            return self._exhausted(exc)
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except BaseException:
+            await self.tracker.arelease(reservation)
+            raise
+        message, kwargs = self._settle_kwargs(request, response, started)
+        await self.tracker.asettle(reservation, message, **kwargs)
+        return response
+
+
+class AgentLogMiddleware(AgentMiddleware[_AgentIdsState, Any]):
+    """``create_agent`` middleware: a cost and a structured-log event for every agent step.
+
+    Events (through a :class:`~aipowertools.callbacks.StructuredLogger`), each with the
+    agent's ``agent_run_id`` (the ``run_id`` of the invocation's config, else one generated per
+    invocation) and ``thread_id`` (the checkpointer thread), plus the graph ``step``:
+
+    * ``agent_start`` / ``agent_end`` (with ``model_calls``, ``tool_calls`` and ``cost_usd``
+      totals of the invocation);
+    * ``agent_model_call`` per model call: ``model``, ``input_tokens``, ``output_tokens``,
+      ``cost_usd``, ``latency_ms``, the names of the requested ``tools_called``, and the
+      routing ``deployment`` when the model is a ``RouterChatModel``; ``agent_model_error``
+      with ``error_type`` on failure;
+    * ``agent_tool_call`` per tool call: ``tool``, ``tool_call_id``, ``latency_ms``,
+      ``status``; ``agent_tool_error`` on failure.
+
+    With a ``cost_tracker`` each model call is also written to the ledger (keyed like the
+    router's and the cost handlers' records, so nothing is counted twice), with the thread
+    id as the session and ``agent_run:<id>`` as a tag.
+
+    Args:
+        logger: Where events go (``None``: the ledger only).
+        cost_tracker: A ``CostTracker`` to record each model call into.
+        task: Task name for the ledger.
+        tags: Extra ledger tags.
+
+    Example:
+        >>> from aipowertools.callbacks import StructuredLogger
+        >>> events = AgentLogMiddleware(StructuredLogger("agent", store="memory://"))
+        >>> agent = create_agent(model, tools, middleware=[events])  # doctest: +SKIP
+    """
+
+    state_schema = _AgentIdsState
+
+    def __init__(
+        self,
+        logger: StructuredLogger | None = None,
+        *,
+        cost_tracker: Any = None,
+        task: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        if logger is None and cost_tracker is None:
+            raise ConfigurationError("AgentLogMiddleware needs logger= and/or cost_tracker=")
+        if cost_tracker is not None:
+            check_tracker(cost_tracker, "AgentLogMiddleware")
+        self.logger = logger
+        self.cost_tracker = cost_tracker
+        self.task = task
+        self.tags = tuple(tags)
+        self._totals: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    # -- ids and totals ---------------------------------------------------------------
+
+    def _ids(self, state: Mapping[str, Any], runtime: Any) -> dict[str, Any]:
+        return {"agent_run_id": _run_id(state, runtime), "thread_id": _thread_id(runtime)}
+
+    def _add(self, run_id: str, model_calls: int, tool_calls: int, cost: float) -> None:
+        with self._lock:
+            totals = self._totals.setdefault(run_id, [0, 0, 0.0])
+            totals[0] += model_calls
+            totals[1] += tool_calls
+            totals[2] += cost
+
+    def _emit(self, level: str, event: str, **fields: Any) -> None:
+        if self.logger is not None:
+            self.logger.log(level, event, **fields)
+
+    # -- agent --------------------------------------------------------------------------
+
+    def before_agent(self, state: _AgentIdsState, runtime: Any) -> dict[str, Any] | None:
+        """Give the invocation its run id and log ``agent_start``."""
+        ids = self._ids({}, runtime)
+        with self._lock:
+            self._totals[ids["agent_run_id"]] = [0, 0, 0.0]
+        self._emit("info", "agent_start", **ids, messages=len(state.get("messages", [])))
+        return {"aipowertools_run_id": ids["agent_run_id"]}
+
+    async def abefore_agent(self, state: _AgentIdsState, runtime: Any) -> dict[str, Any] | None:
+        """Async form of :meth:`before_agent`."""
+        return self.before_agent(state, runtime)
+
+    def after_agent(self, state: _AgentIdsState, runtime: Any) -> dict[str, Any] | None:
+        """Log ``agent_end`` with the invocation's totals."""
+        ids = self._ids(state, runtime)
+        with self._lock:
+            model_calls, tool_calls, cost = self._totals.pop(ids["agent_run_id"], [0, 0, 0.0])
+        self._emit(
+            "info", "agent_end", **ids, model_calls=int(model_calls),
+            tool_calls=int(tool_calls), cost_usd=cost,
+        )  # fmt: skip
+        return None
+
+    async def aafter_agent(self, state: _AgentIdsState, runtime: Any) -> dict[str, Any] | None:
+        """Async form of :meth:`after_agent`."""
+        return self.after_agent(state, runtime)
+
+    # -- model calls ----------------------------------------------------------------------
+
+    def _model_fields(
+        self, request: ModelRequest[Any], response: Any, started: float
+    ) -> tuple[dict[str, Any], AIMessage | None]:
+        message = _answer(response)
+        ids = self._ids(request.state, request.runtime)
+        fields: dict[str, Any] = {
+            **ids,
+            "step": _step(request.runtime),
+            "latency_ms": (time.perf_counter() - started) * 1000.0,
+        }
+        meta = (message.response_metadata if message is not None else None) or {}
+        model = meta.get("model_name") or _model_name(request.model)
+        fields["model"] = model
+        usage = message.usage_metadata if message is not None else None
+        if usage:
+            fields["input_tokens"] = usage.get("input_tokens", 0)
+            fields["output_tokens"] = usage.get("output_tokens", 0)
+        cost = meta.get("cost_usd")
+        if cost is None and usage:
+            try:
+                from aipowertools.core import cost as price
+
+                cost = price(usage, str(model))
+            except Exception:  # a model the catalog does not know: no made-up price
+                cost = None
+        fields["cost_usd"] = cost
+        if meta.get("deployment"):
+            fields["deployment"] = meta["deployment"]
+        if message is not None and message.tool_calls:
+            fields["tools_called"] = [c["name"] for c in message.tool_calls]
+        self._add(ids["agent_run_id"], 1, 0, float(cost or 0.0))
+        return fields, message
+
+    def _record_kwargs(
+        self, fields: Mapping[str, Any], message: AIMessage | None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": fields["model"],
+            "session": fields["thread_id"],
+            "task": self.task,
+            "tags": (*self.tags, f"agent_run:{fields['agent_run_id']}"),
+            "latency_ms": fields["latency_ms"],
+        }
+        key = _ledger_id(message)
+        if key is not None:
+            kwargs["request_id"] = key
+        if fields.get("cost_usd") is not None:
+            kwargs["cost_usd"] = fields["cost_usd"]
+        return kwargs
+
+    def _error(self, request: ModelRequest[Any], exc: BaseException, started: float) -> None:
+        self._emit(
+            "error", "agent_model_error", **self._ids(request.state, request.runtime),
+            step=_step(request.runtime), model=_model_name(request.model),
+            error_type=type(exc).__name__, error_kind=_error_kind(exc), error=str(exc),
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )  # fmt: skip
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any]:
+        """Time the model call; record its cost; log ``agent_model_call``."""
+        started = time.perf_counter()
+        try:
+            response = handler(request)
+        except Exception as exc:
+            self._error(request, exc, started)
+            raise
+        fields, message = self._model_fields(request, response, started)
+        if self.cost_tracker is not None and message is not None and message.usage_metadata:
+            self.cost_tracker.record(message, **self._record_kwargs(fields, message))
+        self._emit("info", "agent_model_call", **fields)
+        return response
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any]:
+        """Async form of :meth:`wrap_model_call`."""
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            self._error(request, exc, started)
+            raise
+        fields, message = self._model_fields(request, response, started)
+        if self.cost_tracker is not None and message is not None and message.usage_metadata:
+            await self.cost_tracker.arecord(message, **self._record_kwargs(fields, message))
+        self._emit("info", "agent_model_call", **fields)
+        return response
+
+    # -- tool calls -------------------------------------------------------------------
+
+    def _tool_event(
+        self, request: ToolCallRequest, started: float, error: BaseException | None, result: Any
+    ) -> None:
+        ids = self._ids(request.state or {}, request.runtime)
+        self._add(ids["agent_run_id"], 0, 1, 0.0)
+        fields: dict[str, Any] = {
+            **ids,
+            "tool": request.tool_call["name"],
+            "tool_call_id": request.tool_call.get("id"),
+            "latency_ms": (time.perf_counter() - started) * 1000.0,
+        }
+        if error is not None:
+            self._emit("error", "agent_tool_error", **fields, error_type=type(error).__name__,
+                       error=str(error))  # fmt: skip
+            return
+        status = getattr(result, "status", "success")
+        self._emit("info", "agent_tool_call", **fields, status=status)
+
+    def wrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
+    ) -> ToolMessage | Command[Any]:
+        """Time the tool call; log ``agent_tool_call``."""
+        started = time.perf_counter()
+        try:
+            result = handler(request)
+        except Exception as exc:
+            self._tool_event(request, started, exc, None)
+            raise
+        self._tool_event(request, started, None, result)
+        return result
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        """Async form of :meth:`wrap_tool_call`."""
+        started = time.perf_counter()
+        try:
+            result = await handler(request)
+        except Exception as exc:
+            self._tool_event(request, started, exc, None)
+            raise
+        self._tool_event(request, started, None, result)
+        return result

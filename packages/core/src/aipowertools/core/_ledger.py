@@ -62,6 +62,7 @@ class LedgerRecord:
     session: str | None = None
     tags: tuple[str, ...] = ()
     trace_id: str | None = None
+    saved_usd: float = 0.0  # what a cache hit (a $0 call) saved at the model's prices
 
     @property
     def day(self) -> str:

@@ -32,6 +32,7 @@ from aipowertools.core._ledger_sql import (
     ledger_ddl,
     record_row,
     row_record,
+    saved_usd_ddl,
     where,
 )
 
@@ -80,6 +81,12 @@ class PostgresLedger:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (t,))
             for ddl in ledger_ddl(f"{t}_ledger", "DOUBLE PRECISION", "BIGINT"):
                 conn.execute(ddl)
+            # a ledger written before cache savings existed gains the column
+            conn.execute(
+                saved_usd_ddl(f"{t}_ledger", "DOUBLE PRECISION").replace(
+                    "ADD COLUMN", "ADD COLUMN IF NOT EXISTS"
+                )
+            )
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {t}_buckets (key TEXT PRIMARY KEY, "
                 "spent BIGINT NOT NULL DEFAULT 0, reserved BIGINT NOT NULL DEFAULT 0)"

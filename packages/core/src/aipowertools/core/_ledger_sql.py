@@ -36,6 +36,7 @@ COLUMNS: dict[str, str] = {
     "session": "session_id",
     "tags": "tags",
     "trace_id": "trace_id",
+    "saved_usd": "saved_usd",
 }
 GROUP_COLUMNS: dict[str, str] = {
     "provider": "provider",
@@ -59,9 +60,15 @@ def ledger_ddl(table: str, real: str, integer: str) -> list[str]:
             cached_input_tokens {integer} NOT NULL, cache_creation_tokens {integer} NOT NULL,
             reasoning_tokens {integer} NOT NULL, cost_usd {real} NOT NULL,
             cost_exact {integer} NOT NULL, latency_ms {real}, status TEXT NOT NULL, task TEXT,
-            user_id TEXT, session_id TEXT, tags TEXT NOT NULL, trace_id TEXT, day TEXT NOT NULL)""",
+            user_id TEXT, session_id TEXT, tags TEXT NOT NULL, trace_id TEXT, day TEXT NOT NULL,
+            saved_usd {real} NOT NULL DEFAULT 0)""",
         f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts)",
     ]
+
+
+def saved_usd_ddl(table: str, real: str) -> str:
+    """ALTER adding ``saved_usd`` to a ledger table created before it existed."""
+    return f"ALTER TABLE {table} ADD COLUMN saved_usd {real} NOT NULL DEFAULT 0"
 
 
 def record_row(record: LedgerRecord) -> tuple[Any, ...]:

@@ -37,6 +37,7 @@ from aipowertools.core._ledger_sql import (
     ledger_ddl,
     record_row,
     row_record,
+    saved_usd_ddl,
     where,
 )
 
@@ -73,6 +74,9 @@ class SQLiteLedger:
             conn.execute("BEGIN IMMEDIATE")
             for ddl in ledger_ddl(f"{t}_ledger", "REAL", "INTEGER"):
                 conn.execute(ddl)
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({t}_ledger)")}
+            if "saved_usd" not in columns:  # a ledger written before cache savings existed
+                conn.execute(saved_usd_ddl(f"{t}_ledger", "REAL"))
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {t}_buckets (key TEXT PRIMARY KEY, "
                 "spent INTEGER NOT NULL DEFAULT 0, reserved INTEGER NOT NULL DEFAULT 0)"

@@ -251,6 +251,10 @@ class LedgerQueries:
         aggs = self._backend.aggregate(self._query(start, end, filters), None)
         return sum(a.cost_usd for a in aggs)
 
+    def saved_usd(self, start: TimeLike = None, end: TimeLike = None, **filters: str) -> float:
+        """What response-cache hits in ``[start, end)`` saved (their ``saved_usd``), in USD."""
+        return sum(r.saved_usd for r in self._backend.records(self._query(start, end, filters)))
+
     def breakdown(
         self, by: GroupBy, start: TimeLike = None, end: TimeLike = None, **filters: str
     ) -> list[BreakdownRow]:

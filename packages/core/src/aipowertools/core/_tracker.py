@@ -578,6 +578,7 @@ class CostTracker(LedgerQueries):
         status: str = "ok",
         ts: TimeLike = None,
         reservation: Reservation | None = None,
+        saved_usd: float = 0.0,
     ) -> LedgerRecord:
         rid, response_model = _meta(response)
         model = model or response_model
@@ -634,6 +635,7 @@ class CostTracker(LedgerQueries):
             session=session,
             tags=tag_tuple(tags),
             trace_id=trace_id,
+            saved_usd=usd(saved_usd, "saved_usd") if saved_usd else 0.0,
         )
         return record
 
@@ -656,6 +658,7 @@ class CostTracker(LedgerQueries):
         status: str = "ok",
         ts: TimeLike = None,
         reservation: Reservation | None = None,
+        saved_usd: float = 0.0,
     ) -> bool:
         """Write one call to the ledger; a second write with the same request id is a no-op.
 
@@ -682,6 +685,8 @@ class CostTracker(LedgerQueries):
                 reservation's time).
             reservation: the reservation made for this call; it is settled in the same
                 atomic step.
+            saved_usd: what the call saved (a response cache answering instead of the
+                provider records a $0 call with what the provider would have charged).
 
         Returns:
             True if the record was written, False if the request id was already recorded.
@@ -703,6 +708,7 @@ class CostTracker(LedgerQueries):
             status=status,
             ts=ts,
             reservation=reservation,
+            saved_usd=saved_usd,
         )[1]
 
     async def arecord(self, response: object = None, **kwargs: Any) -> bool:

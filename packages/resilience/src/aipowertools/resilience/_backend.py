@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -115,17 +116,24 @@ class _Window:
 
 
 class MemoryBackend:
-    """Exact sliding windows in this process (``memory://``); thread-safe."""
+    """Exact sliding windows in this process (``memory://``); thread-safe.
 
-    def __init__(self, adaptive: AdaptiveConfig | None = None) -> None:
+    ``clock`` gives monotonic seconds (``time.monotonic`` by default; tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        adaptive: AdaptiveConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, Limit], _Window] = {}
         self._adaptive: dict[str, AdaptiveState] = {}
         self.adaptive_config = adaptive or AdaptiveConfig()
 
-    @staticmethod
-    def now() -> float:
-        return time.monotonic()
+    def now(self) -> float:
+        return self._clock()
 
     def _window(self, key: str, limit: Limit) -> _Window:
         window = self._windows.get((key, limit))

@@ -19,7 +19,17 @@ T = TypeVar("T")
 
 def usage_tokens(output: Any) -> int | None:
     """Total tokens reported by a LangChain message / LlamaIndex response, if any."""
-    usage = getattr(output, "usage_metadata", None)
+    output = getattr(output, "model_response", output)  # an agent's ExtendedModelResponse
+    result = getattr(output, "result", None)
+    if isinstance(result, list):  # an agent's ModelResponse: the messages of one model call
+        output = next((m for m in reversed(result) if getattr(m, "usage_metadata", None)), None)
+    generations = getattr(output, "generations", None)
+    if isinstance(generations, list) and generations:  # a LangChain ChatResult
+        output = generations[0]
+    # a LangChain (chunk) generation carries a message with usage_metadata
+    usage = getattr(getattr(output, "message", None), "usage_metadata", None)
+    if not isinstance(usage, dict):
+        usage = getattr(output, "usage_metadata", None)
     if isinstance(usage, dict) and "total_tokens" in usage:
         return int(usage["total_tokens"])
     raw = getattr(output, "raw", None)

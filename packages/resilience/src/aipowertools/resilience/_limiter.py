@@ -270,6 +270,9 @@ class RateLimiter:
             with :class:`~aipowertools.core.errors.StoreUnavailableError`.
         store_timeout: Longest wait for one answer of the shared store (seconds); a slower
             (or frozen) store counts as down.
+        clock: Monotonic seconds of the ``memory://`` windows (``time.monotonic`` by
+            default). Tests pass a fake clock they move by hand, with a small ``max_sleep``
+            so waiters re-check it soon; a shared store keeps the Redis server's clock.
 
     Example:
         >>> limiter = RateLimiter(requests_per_minute=500, tokens_per_minute=90_000)
@@ -297,6 +300,7 @@ class RateLimiter:
         max_sleep: float = 1.0,
         store_down: str = "local",
         store_timeout: float = 0.5,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.default_limits = limits_from_kwargs(
             requests_per_second=requests_per_second,
@@ -321,7 +325,9 @@ class RateLimiter:
         down = check_store_down(store_down)
         if not (math.isfinite(store_timeout) and store_timeout > 0):
             raise ConfigurationError(f"store_timeout must be > 0 seconds, got {store_timeout!r}")
-        self.backend: Backend = _make_backend(store, config, prefix, down, float(store_timeout))
+        self.backend: Backend = _make_backend(
+            store, config, prefix, clock, down, float(store_timeout)
+        )
         self._schedulers: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, _KeyScheduler]
         ] = weakref.WeakKeyDictionary()
@@ -679,6 +685,7 @@ def _make_backend(
     store: str | None,
     adaptive: AdaptiveConfig,
     prefix: str,
+    clock: Callable[[], float] | None,
     store_down: StoreDown = "local",
     store_timeout: float = 0.5,
 ) -> Backend:
@@ -686,7 +693,12 @@ def _make_backend(
 
     url, shared = resolve_store(store, "the rate limiter")
     if not shared:
-        return MemoryBackend(adaptive)
+        return MemoryBackend(adaptive) if clock is None else MemoryBackend(adaptive, clock)
+    if clock is not None:
+        raise ConfigurationError(
+            "clock applies to the memory:// store only; a shared store runs on the Redis "
+            "server's clock"
+        )
     from aipowertools.core.stores import parse_store_url
     from aipowertools.resilience._redis import RedisBackend
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -30,7 +30,8 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
 )
 from llama_index.core.bridge.pydantic import PrivateAttr
-from llama_index.core.llms.llm import LLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.rate_limiter import BaseRateLimiter
 
 from aipowertools.core.errors import ConfigurationError
@@ -39,6 +40,9 @@ from aipowertools.resilience._guard import Guard, afirst_started, arelay, first_
 from aipowertools.resilience._limiter import RateLimiter
 from aipowertools.resilience._limits import Priority
 from aipowertools.resilience._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
 
 __all__ = ["LlamaRateLimiter", "ResilientLLM"]
 
@@ -81,11 +85,18 @@ class LlamaRateLimiter(BaseRateLimiter):
         await self.limiter.acquire(self.key, tokens=int(num_tokens), priority=self.priority)
 
 
-class ResilientLLM(LLM):
+class ResilientLLM(FunctionCallingLLM):
     """Any LlamaIndex LLM behind a rate limiter, retry, circuit breaker, timeout and fallbacks.
 
     Streams retry or fall back only before their first chunk. The limiter, breaker and
     timeout guard the wrapped LLM; fallback LLMs get the retry policy and the timeout.
+
+    Around a function-calling LLM (OpenAI, Anthropic, ``RouterLLM``, ...) it is one too:
+    ``chat_with_tools`` / ``achat_with_tools`` / ``stream_chat_with_tools`` /
+    ``astream_chat_with_tools`` run each candidate's own tool call under the policies, and
+    ``get_tool_calls_from_response`` reads the primary's format, so ``FunctionAgent``,
+    ``predict_and_call`` and structured prediction work through it. ``metadata`` is the
+    wrapped LLM's (``is_function_calling_model`` included).
 
     Example:
         >>> from llama_index.core.llms import ChatMessage, MockLLM
@@ -262,4 +273,129 @@ class ResilientLLM(LLM):
         """Async stream a completion; retries and fallbacks happen before the first chunk."""
         return self._astream(
             prompt, lambda m: m.astream_complete(prompt, formatted=formatted, **kwargs)
+        )
+
+    # -- function calling: each candidate's own tool API, under the policies ----------------
+
+    def _tool_llm(self, llm: LLM) -> FunctionCallingLLM:
+        if not isinstance(llm, FunctionCallingLLM):
+            raise ConfigurationError(
+                f"{type(llm).__name__} is not a function-calling LLM (FunctionCallingLLM); "
+                "ResilientLLM cannot call tools through it"
+            )
+        return llm
+
+    @staticmethod
+    def _tool_messages(
+        user_msg: str | ChatMessage | None, chat_history: list[ChatMessage] | None
+    ) -> list[Any]:
+        return [*(chat_history or []), *([user_msg] if user_msg is not None else [])]
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        return self._tool_llm(self._llm)._prepare_chat_with_tools_compat(
+            tools,
+            user_msg=user_msg,
+            chat_history=chat_history,
+            verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls,
+            tool_required=tool_required,
+            **kwargs,
+        )
+
+    def chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Chat with tools under the policies (each candidate formats the tools its way)."""
+        return self._run(
+            self._tool_messages(user_msg, chat_history),
+            lambda m: self._tool_llm(m).chat_with_tools(
+                tools, user_msg, chat_history, verbose=verbose,
+                allow_parallel_tool_calls=allow_parallel_tool_calls,
+                tool_required=tool_required, **kwargs,
+            ),
+        )  # fmt: skip
+
+    async def achat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Async form of :meth:`chat_with_tools`."""
+        result: ChatResponse = await self._arun(
+            self._tool_messages(user_msg, chat_history),
+            lambda m: self._tool_llm(m).achat_with_tools(
+                tools, user_msg, chat_history, verbose=verbose,
+                allow_parallel_tool_calls=allow_parallel_tool_calls,
+                tool_required=tool_required, **kwargs,
+            ),
+        )  # fmt: skip
+        return result
+
+    def stream_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseGen:
+        """Stream a chat with tools; retries and fallbacks happen before the first chunk."""
+        return self._stream(
+            self._tool_messages(user_msg, chat_history),
+            lambda m: self._tool_llm(m).stream_chat_with_tools(
+                tools, user_msg, chat_history, verbose=verbose,
+                allow_parallel_tool_calls=allow_parallel_tool_calls,
+                tool_required=tool_required, **kwargs,
+            ),
+        )  # fmt: skip
+
+    async def astream_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseAsyncGen:
+        """Async form of :meth:`stream_chat_with_tools`."""
+        return self._astream(
+            self._tool_messages(user_msg, chat_history),
+            lambda m: self._tool_llm(m).astream_chat_with_tools(
+                tools, user_msg, chat_history, verbose=verbose,
+                allow_parallel_tool_calls=allow_parallel_tool_calls,
+                tool_required=tool_required, **kwargs,
+            ),
+        )  # fmt: skip
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        """The tool calls of a response, read by the wrapped LLM."""
+        return self._tool_llm(self._llm).get_tool_calls_from_response(
+            response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aipowertools.core.errors import ConfigurationError
+from aipowertools.prompts import ContextManager
 
 Message = dict[str, Any]
 _IMAGE_TOKENS = 85
@@ -86,37 +87,20 @@ def prepare(task: str | None, messages: Sequence[Mapping[str, Any]] | None) -> P
 
 
 def trim(prompt: Prompt, max_tokens: int) -> Prompt:
-    """Keep system messages, pinned messages and the most recent ones that fit ``max_tokens``.
+    """Prune the history to ``max_tokens`` with :class:`aipowertools.prompts.ContextManager`.
 
-    The kept history never starts with a tool result whose call was dropped. Raises
-    :class:`ConfigurationError` when the system and pinned messages alone do not fit.
+    Keeps the system and pinned messages, the newest user turn and an agent step in flight,
+    never separates a tool call from its results, and drops the oldest of the rest first,
+    counting with this module's routing estimate so trimming and routing agree.
+
+    Raises:
+        ContextOverflowError: (a ``ContextWindowExceededError``) the messages that are
+            always kept need more than ``max_tokens``; nothing is sent.
     """
-    messages = prompt.messages
-    sizes = [message_tokens(m) for m in messages]
-    keep = {i for i, m in enumerate(messages) if m.get("role") == "system"} | set(prompt.pinned)
-    budget = max_tokens - sum(sizes[i] for i in keep)
-    if budget < 0:
-        raise ConfigurationError(
-            f"the system and pinned messages alone need {max_tokens - budget} tokens, more than "
-            f"the {max_tokens} available; shorten them or unpin some"
-        )
-    recent: list[int] = []
-    for i in range(len(messages) - 1, -1, -1):
-        if i in keep:
-            continue
-        if sizes[i] > budget:
-            break
-        budget -= sizes[i]
-        recent.append(i)
-    recent.reverse()
-    # A tool result without its assistant tool call is rejected by providers: drop it.
-    while recent and messages[recent[0]].get("role") == "tool":
-        recent.pop(0)
-    kept = sorted(keep | set(recent))
+    result = _TRIMMER.prune(prompt.messages, budget=max(max_tokens, 0), pinned=prompt.pinned)
+    kept = [i for i in range(len(prompt.messages)) if i not in set(result.dropped)]
     new_pinned = frozenset(j for j, i in enumerate(kept) if i in prompt.pinned)
-    return Prompt(
-        [messages[i] for i in kept],
-        sum(sizes[i] for i in kept),
-        prompt.has_images,
-        new_pinned,
-    )
+    return Prompt(result.messages, result.tokens, prompt.has_images, new_pinned)
+
+
+_TRIMMER = ContextManager(message_tokens=message_tokens, policy="oldest")

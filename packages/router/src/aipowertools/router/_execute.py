@@ -24,6 +24,7 @@ from aipowertools.core.errors import (
 from aipowertools.router._engine import Candidate, Decision
 from aipowertools.router._result import Attempt
 from aipowertools.router._strategies import ParallelBest, Race
+from aipowertools.router._telemetry import AttemptTelemetry
 from aipowertools.router._transport import Transport
 from aipowertools.router._types import Completion
 
@@ -119,6 +120,7 @@ class Executor:
         start = time.perf_counter()
         state.begin(time.monotonic())
         ticket = None
+        telemetry = AttemptTelemetry(d, params)
         try:
             if self.limiter is not None:
                 ticket = await self.limiter(cand, prompt_tokens)
@@ -131,6 +133,7 @@ class Executor:
             record.input_tokens = prompt_tokens
             record.cost_usd = prompt_tokens * (d.input_cost_per_token or 0.0)
             state.cancelled()
+            telemetry.cancelled()
             if accounting is not None:
                 await _shielded(accounting.settle(token, record, cand))
             raise
@@ -162,6 +165,7 @@ class Executor:
                 self.health.report(d.name, state, open_before, parked_before)
             if self.observer is not None:
                 self.observer(d.name, latency, False, 0, kind.value)
+            telemetry.failed(kind.value, error)
             if accounting is not None:
                 await accounting.settle(token, record, cand)
             if error is not exc:
@@ -188,6 +192,11 @@ class Executor:
             self.health.report(d.name, state, open_before, state.parked_until)
         if self.observer is not None:
             self.observer(d.name, latency, True, completion.output_tokens, None)
+        telemetry.ok(
+            input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
+            response_model=completion.model, finish_reason=completion.finish_reason,
+            cost_usd=record.cost_usd,
+        )  # fmt: skip
         if accounting is not None:
             await accounting.settle(token, record, cand)
         return completion

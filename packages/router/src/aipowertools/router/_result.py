@@ -61,6 +61,8 @@ class RouteResult:
         finish_reason: why the model stopped.
         completion: the winning deployment's full :class:`Completion`.
         catalog_model: the catalog name of the model that answered (for pricing lookups).
+        cache: with a response cache: ``"hit"`` or ``"semantic"`` (answered from it, $0),
+            ``"miss"`` (answered by a provider, then cached); None without a cache.
     """
 
     content: str
@@ -76,6 +78,8 @@ class RouteResult:
     finish_reason: str | None
     completion: Completion = field(repr=False)
     catalog_model: str | None = None
+    cache: str | None = None
+    chunks: list[Any] | None = field(default=None, repr=False)  # a cached stream's replay
 
     @property
     def usage(self) -> Any:

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from aipowertools.cache import ResponseCache
 from aipowertools.core.errors import (
     ConfigurationError,
     ContextWindowExceededError,
@@ -18,6 +19,8 @@ from aipowertools.core.errors import (
     RateLimitExceededError,
 )
 from aipowertools.core.stores import parse_store_url
+from aipowertools.router import _telemetry
+from aipowertools.router._cached import RouterCache
 from aipowertools.router._complexity import (
     ComplexityClassifier,
     downgrade_factor,
@@ -33,6 +36,7 @@ from aipowertools.router._result import Attempt, RouteResult, no_deployment
 from aipowertools.router._strategies import Strategy, get_strategy
 from aipowertools.router._stream import RouteStream
 from aipowertools.router._sync import iterate_sync, run_sync
+from aipowertools.router._telemetry import ROUTE_SPAN
 from aipowertools.router._transport import LiteLLMTransport, Transport
 
 if TYPE_CHECKING:
@@ -136,6 +140,9 @@ class LLMRouter:
             this process's state.
         health_refresh_s: with a shared ``health_store``, the shortest interval between two
             reads of other routers' reports (one ``MGET`` at the start of a call).
+        cache: a response cache (``aipowertools.cache.LLMCache``): a hit answers before
+            routing, budget reservation and rate limiting, costs $0 and is recorded in the
+            ledger with what it saved; ``result.cache`` says ``hit``, ``semantic`` or ``miss``.
 
     Example:
         >>> router = LLMRouter(
@@ -169,6 +176,7 @@ class LLMRouter:
         rate_limit_store: str | None = None,
         health_store: str | None = None,
         health_refresh_s: float = 0.5,
+        cache: ResponseCache | None = None,
     ) -> None:
         if budget_usd_per_month is not None and budget_usd_per_month <= 0:
             raise ConfigurationError(
@@ -208,6 +216,12 @@ class LLMRouter:
         self._executor.health = self._shared_health
         self._sync_limits()
         self._served: OrderedDict[str, str] = OrderedDict()
+        if cache is not None and not isinstance(cache, ResponseCache):
+            raise ConfigurationError(
+                f"cache must be an aipowertools.cache.LLMCache (or implement ResponseCache), "
+                f"got {type(cache).__name__}"
+            )
+        self.cache = cache
 
     # ------------------------------------------------------------------ deployments
     @property
@@ -452,6 +466,12 @@ class LLMRouter:
         start = time.perf_counter()
         rid = request_id or uuid.uuid4().hex
         prompt = prepare(task, messages)
+        cached = RouterCache.open(self, prompt.messages, _call_params(dict(params), max_tokens,
+            tools, tool_choice, response_format), {"deployments": deployments, "strategy":
+            strategy, "required_quality": required_quality, "max_cost": max_cost}, tags,
+            confidential)  # fmt: skip
+        if cached is not None and (hit := await cached.lookup(rid)) is not None:
+            return hit
         strat = self.strategy if strategy is None else get_strategy(strategy)
         await self._refresh_health()
         prompt, decision = self._decide(
@@ -469,7 +489,7 @@ class LLMRouter:
         call_params = _call_params(params, max_tokens, tools, tool_choice, response_format)
         attempts: list[Attempt] = []
         with _tracer().start_as_current_span(
-            "aipowertools.router.route",
+            ROUTE_SPAN,
             attributes={"aipowertools.request_id": rid, "aipowertools.router.strategy": strat.name},
         ) as span:
             cand, completion = await self._executor.run(
@@ -483,9 +503,6 @@ class LLMRouter:
                         "aipowertools.router.attempts": len(attempts),
                         "aipowertools.router.confidence": decision.confidence,
                         "aipowertools.cost_usd": sum(a.cost_usd for a in attempts),
-                        "gen_ai.request.model": d.model,
-                        "gen_ai.usage.input_tokens": completion.input_tokens,
-                        "gen_ai.usage.output_tokens": completion.output_tokens,
                     }
                 )
         self._remember(rid, d.name)
@@ -513,6 +530,8 @@ class LLMRouter:
                        "attempts": len(attempts), "strategy": decision.strategy,
                        "confidence": decision.confidence},
             )  # fmt: skip
+        if cached is not None:
+            await cached.store(result)
         return result
 
     def stream(
@@ -554,7 +573,10 @@ class LLMRouter:
             needs_json=response_format is not None, only=deployments,
         )  # fmt: skip
         call_params = _call_params(params, max_tokens, tools, tool_choice, response_format)
-        return RouteStream(self, decision, prompt, call_params)
+        cached = RouterCache.open(self, prepare(task, messages).messages, call_params,
+            {"deployments": deployments, "strategy": strategy, "required_quality":
+            required_quality, "max_cost": max_cost}, tags, confidential)  # fmt: skip
+        return RouteStream(self, decision, prompt, call_params, cached)
 
     def route_sync(self, task: str | None = None, **kwargs: Any) -> RouteResult:
         """:meth:`route` for synchronous code (runs on a background event loop)."""
@@ -656,17 +678,9 @@ def _shared_health(url: str | None, refresh_s: float) -> SharedHealth | None:
     return SharedHealth(parsed, refresh_s=refresh_s)
 
 
-_TRACER: Any = None
-
-
 def _tracer() -> Any:
     """The OpenTelemetry tracer of the router (a no-op until an SDK is installed)."""
-    global _TRACER
-    if _TRACER is None:
-        from opentelemetry import trace
-
-        _TRACER = trace.get_tracer("aipowertools.router")
-    return _TRACER
+    return _telemetry.tracer()
 
 
 def _call_params(

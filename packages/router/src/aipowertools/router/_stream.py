@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aipowertools.core.errors import (
@@ -16,9 +16,11 @@ from aipowertools.core.errors import (
 )
 from aipowertools.router._execute import _HEALTH_KINDS, can_fail_over, exhausted
 from aipowertools.router._result import Attempt, RouteResult
+from aipowertools.router._telemetry import AttemptTelemetry, end_route_span, start_route_span
 from aipowertools.router._types import Chunk, Completion, ToolCall
 
 if TYPE_CHECKING:
+    from aipowertools.router._cached import RouterCache
     from aipowertools.router._context import Prompt
     from aipowertools.router._engine import Decision
     from aipowertools.router._router import LLMRouter
@@ -35,20 +37,58 @@ class RouteStream:
     """
 
     def __init__(
-        self, router: LLMRouter, decision: Decision, prompt: Prompt, params: Mapping[str, Any]
+        self,
+        router: LLMRouter,
+        decision: Decision,
+        prompt: Prompt,
+        params: Mapping[str, Any],
+        cached: RouterCache | None = None,
     ) -> None:
         self._router = router
+        self._cached = cached
         self.decision = decision
         self._prompt = prompt
         self._params = params
         self.result: RouteResult | None = None
         self.deployment: str | None = None
         self.ttft_ms: float | None = None
+        # The span active where the stream was asked for is the parent of its spans, wherever
+        # (in whichever task) it is iterated.
+        from opentelemetry import context
+
+        self._otel_context = context.get_current()
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self._run()
 
     async def _run(self) -> AsyncIterator[Chunk]:
+        cached = self._cached
+        if cached is not None:
+            hit = await cached.lookup(self.decision.request_id)
+            if hit is not None:  # a cached stream replays as one: chunks, then usage
+                self.decision, self.deployment = hit.decision, hit.deployment
+                for chunk in hit.chunks or ():
+                    yield chunk
+                self.result = hit
+                return
+        span = start_route_span(
+            self.decision.request_id, self.decision.strategy, context=self._otel_context
+        )
+        error: BaseException | None = None
+        try:
+            async with contextlib.aclosing(self._attempts(span)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            end_route_span(span, self.result, error)
+
+    async def _attempts(self, route_span: Any) -> AsyncGenerator[Chunk, None]:
+        cached = self._cached
         executor, accounting, observer = self._router._stream_parts()
         messages = self._prompt.messages
         prompt_tokens = self._prompt.tokens
@@ -76,6 +116,7 @@ class RouteStream:
             attempts.append(record)
             t0 = time.perf_counter()
             state.begin(time.monotonic())
+            telemetry = AttemptTelemetry(d, self._params, parent=route_span, stream=True)
             agen = (d.transport or executor.transport).stream(d, messages, self._params)
             buffered: list[Chunk] = []
             try:
@@ -103,6 +144,7 @@ class RouteStream:
                     health.report(d.name, state, open_before, parked_before)
                 if observer is not None:
                     observer(d.name, record.latency_ms, False, 0, error.kind.value)
+                telemetry.failed(error.kind.value, error)
                 if accounting is not None:
                     await accounting.settle(token, record, cand)
                 errors.append(error)
@@ -112,6 +154,7 @@ class RouteStream:
             # Committed to this deployment: from here on an error reaches the caller.
             self.deployment = d.name
             self.ttft_ms = (time.perf_counter() - t0) * 1000.0
+            telemetry.first_chunk()
             parts: list[str] = []
             calls: dict[int, list[str]] = {}
             call_ids: dict[int, tuple[str, str]] = {}
@@ -142,6 +185,8 @@ class RouteStream:
                         out_tokens = chunk.output_tokens
                     finish = chunk.finish_reason or finish
                     model = chunk.model or model
+                    if cached is not None:
+                        cached.keep(chunk)
                     yield chunk
                 outcome = "ok"
             except Exception as exc:
@@ -180,6 +225,15 @@ class RouteStream:
                         d.name, record.latency_ms, record.ok, record.output_tokens,
                         None if record.ok else record.error_kind, self.ttft_ms,
                     )  # fmt: skip
+                if record.ok:
+                    telemetry.ok(
+                        input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+                        response_model=model, finish_reason=finish, cost_usd=record.cost_usd,
+                    )  # fmt: skip
+                elif outcome == "cancelled":
+                    telemetry.cancelled()
+                else:
+                    telemetry.failed(outcome, None)
                 if accounting is not None:
                     await accounting.settle(token, record, cand)
             completion = Completion(
@@ -210,6 +264,8 @@ class RouteStream:
                 catalog_model=d.catalog_model or d.model,
             )
             await self._router._after_stream(self.decision.request_id, d.name)
+            if cached is not None:
+                await cached.store(self.result)
             return
         raise exhausted(errors)
 

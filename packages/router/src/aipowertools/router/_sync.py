@@ -5,6 +5,9 @@ clients cached by litellm and the frameworks are bound to the loop that created 
 daemon thread per process owns one loop for every sync call; at interpreter exit it closes
 its async generators (the transports' connection pools) and stops, so no session is left for
 the garbage collector to complain about.
+
+The caller's context variables (the active OpenTelemetry span, LangChain's run context) are
+carried over to the background loop, so spans opened there are children of the caller's.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -50,14 +54,23 @@ def _shutdown(timeout: float = 5.0) -> None:
     loop.call_soon_threadsafe(loop.stop)
 
 
+async def _in_context(context: contextvars.Context, awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` with the values of ``context``'s variables (in this task only)."""
+    for var, value in context.items():
+        var.set(value)
+    return await awaitable
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the background loop and wait for its result in this thread."""
-    return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()
+    wrapped = _in_context(contextvars.copy_context(), coro)
+    return asyncio.run_coroutine_threadsafe(wrapped, _background_loop()).result()
 
 
 def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
     """Iterate an async iterator from synchronous code, one item at a time."""
     loop = _background_loop()
+    context = contextvars.copy_context()
 
     async def step() -> tuple[bool, T | None]:
         try:
@@ -67,7 +80,9 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
 
     try:
         while True:
-            more, item = asyncio.run_coroutine_threadsafe(step(), loop).result()
+            more, item = asyncio.run_coroutine_threadsafe(
+                _in_context(context, step()), loop
+            ).result()
             if not more:
                 return
             yield item  # type: ignore[misc]

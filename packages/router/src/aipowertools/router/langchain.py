@@ -26,13 +26,21 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, Literal
 
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    AgentState,
+    ModelRequest,
+    ModelResponse,
+)
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
@@ -53,19 +61,20 @@ from langchain_core.messages import (
     convert_to_openai_messages,
 )
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from aipowertools.core.errors import ConfigurationError
 from aipowertools.router._deployment import Deployment
-from aipowertools.router._result import RouteResult
+from aipowertools.router._result import NoDeploymentError, RouteResult
 from aipowertools.router._router import LLMRouter
 from aipowertools.router._types import Chunk, Completion, ToolCall, ToolCallChunk
 
-__all__ = ["LangChainTransport", "RouterChatModel", "chat_model_deployment"]
+__all__ = ["LangChainTransport", "RouterChatModel", "RouterMiddleware", "chat_model_deployment"]
 
 #: Environment variable listing deployments (litellm model strings) when none are given.
 MODELS_ENV = "AIPOWERTOOLS_ROUTER_MODELS"
@@ -121,7 +130,7 @@ def _usage(input_tokens: int, output_tokens: int) -> UsageMetadata:
 
 
 def _metadata(result: RouteResult) -> dict[str, Any]:
-    return {
+    meta = {
         "model_name": result.catalog_model or result.model,
         "model_provider": "aipowertools-router",
         "provider": result.provider,
@@ -133,6 +142,9 @@ def _metadata(result: RouteResult) -> dict[str, Any]:
         "attempts": len(result.attempts),
         "decision": result.decision.as_dict(),
     }
+    if result.cache is not None:  # hit | semantic | miss, with a response cache
+        meta["cache"] = result.cache
+    return meta
 
 
 def _message(result: RouteResult) -> AIMessage:
@@ -559,7 +571,8 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = self.router.route_sync(**self._route_kwargs(messages, stop, kwargs))
+        with _run_span(run_manager):
+            result = self.router.route_sync(**self._route_kwargs(messages, stop, kwargs))
         return ChatResult(generations=[ChatGeneration(message=_message(result))])
 
     async def _agenerate(
@@ -569,7 +582,8 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result = await self.router.route(**self._route_kwargs(messages, stop, kwargs))
+        with _run_span(run_manager):
+            result = await self.router.route(**self._route_kwargs(messages, stop, kwargs))
         return ChatResult(generations=[ChatGeneration(message=_message(result))])
 
     def _stream(
@@ -579,7 +593,8 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
+        with _run_span(run_manager):
+            stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
         from aipowertools.router._sync import iterate_sync
 
         for chunk in iterate_sync(stream.__aiter__()):
@@ -596,7 +611,8 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
+        with _run_span(run_manager):
+            stream = self.router.stream(**self._route_kwargs(messages, stop, kwargs))
         async for chunk in stream:
             generation = ChatGenerationChunk(message=_chunk_message(chunk))
             if run_manager is not None and chunk.content:
@@ -634,6 +650,147 @@ class RouterChatModel(BaseChatModel):
         if tool_choice is not None and tool_choice is not False:
             kwargs["tool_choice"] = tool_choice
         return super().bind(tools=formatted, **kwargs)
+
+    # ------------------------------------------------------------------ structured output
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        function_calling_fallback: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Structured output by tool calling or by the provider's native ``response_format``.
+
+        ``method="function_calling"`` (the default) binds the schema as a forced tool;
+        ``"json_schema"`` sends ``response_format={"type": "json_schema", ...}`` and
+        ``"json_mode"`` sends ``{"type": "json_object"}`` (the prompt must ask for JSON and
+        describe the shape). With a ``response_format`` the router only routes to deployments
+        that support structured output (``supports_json``, from the catalog's
+        ``supports_response_schema`` unless set on the deployment); when none does, the call
+        raises :class:`NoDeploymentError`, or, with ``function_calling_fallback=True``, is
+        made again by function calling.
+
+        Args:
+            schema: A Pydantic class (parsed into it), a TypedDict, a JSON schema or an
+                OpenAI tool schema (parsed into a dict). Optional with ``json_mode`` only.
+            method: ``"function_calling"``, ``"json_schema"`` or ``"json_mode"``.
+            include_raw: Return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``.
+            strict: Ask the provider to follow the schema exactly (``json_schema`` and
+                ``function_calling``).
+            function_calling_fallback: Fall back to function calling when no deployment
+                takes a ``response_format``.
+            **kwargs: Not supported (an error names them).
+
+        Returns:
+            A runnable that returns the parsed output.
+        """
+        if kwargs:
+            raise ConfigurationError(f"with_structured_output: unsupported arguments {kwargs}")
+        if method == "function_calling":
+            if schema is None:
+                raise ConfigurationError("with_structured_output: method='function_calling' "
+                                         "needs a schema")  # fmt: skip
+            if strict is not None:
+                tool = convert_to_openai_tool(schema, strict=strict)
+                return self._structured(
+                    self.bind_tools([tool], tool_choice=tool["function"]["name"],
+                                    ls_structured_output_format={"kwargs": {"method": method},
+                                                                 "schema": schema}),
+                    _tools_parser(schema), include_raw,
+                )  # fmt: skip
+            return super().with_structured_output(schema, include_raw=include_raw)
+        if method == "json_schema":
+            if schema is None:
+                raise ConfigurationError(
+                    "with_structured_output: method='json_schema' needs a schema"
+                )
+            function = convert_to_openai_tool(schema, strict=strict)["function"]
+            spec: dict[str, Any] = {"name": function["name"], "schema": function["parameters"]}
+            if function.get("description"):
+                spec["description"] = function["description"]
+            if strict is not None:
+                spec["strict"] = strict
+            response_format: dict[str, Any] = {"type": "json_schema", "json_schema": spec}
+        elif method == "json_mode":
+            response_format = {"type": "json_object"}
+        else:
+            raise ConfigurationError(
+                f"with_structured_output: method must be 'function_calling', 'json_schema' or "
+                f"'json_mode', got {method!r}"
+            )
+        bound = self.bind(
+            response_format=response_format,
+            ls_structured_output_format={
+                "kwargs": {"method": method, "strict": strict},
+                "schema": schema,
+            },
+        )
+        parser: Runnable[Any, Any] = (
+            PydanticOutputParser(pydantic_object=schema)
+            if isinstance(schema, type) and issubclass(schema, BaseModel)
+            else JsonOutputParser()
+        )
+        structured = self._structured(bound, parser, include_raw)
+        if not function_calling_fallback or schema is None:
+            return structured
+        return structured.with_fallbacks(
+            [self.with_structured_output(schema, include_raw=include_raw, strict=strict)],
+            exceptions_to_handle=(NoDeploymentError,),
+        )
+
+    @staticmethod
+    def _structured(
+        bound: Runnable[Any, Any], parser: Runnable[Any, Any], include_raw: bool
+    ) -> Runnable[LanguageModelInput, Any]:
+        if not include_raw:
+            return bound | parser
+        assign = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        none = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=bound) | assign.with_fallbacks([none], exception_key="parsing_error")
+
+
+@contextlib.contextmanager
+def _run_span(run_manager: Any) -> Iterator[None]:
+    """Make the span a callback handler opened for this chat-model run the active one.
+
+    The router's spans then sit under LangChain's chat span (a handler such as
+    ``LoggingCallbackHandler`` exposes it through ``span_for(run_id)``); without such a
+    handler they are children of whatever span is active (the user's).
+    """
+    span = None
+    if run_manager is not None:
+        for handler in run_manager.handlers:
+            span_for = getattr(handler, "span_for", None)
+            if callable(span_for):
+                span = span_for(run_manager.run_id)
+                if span is not None:
+                    break
+    if span is None:
+        yield
+        return
+    from opentelemetry import trace
+
+    with trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    ):
+        yield
+
+
+def _tools_parser(schema: Any) -> Runnable[Any, Any]:
+    from langchain_core.output_parsers.openai_tools import (
+        JsonOutputKeyToolsParser,
+        PydanticToolsParser,
+    )
+
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return PydanticToolsParser(tools=[schema], first_tool_only=True)
+    name = convert_to_openai_tool(schema)["function"]["name"]
+    return JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
 
 
 class LangChainTransport:
@@ -733,3 +890,78 @@ def chat_model_deployment(
         transport=LangChainTransport(model),
         **options,
     )
+
+
+class RouterMiddleware(AgentMiddleware[AgentState[Any], Any]):
+    """``create_agent`` middleware: every model call of the agent goes through an LLMRouter.
+
+    Each step is routed on its own: the router scores the step's conversation (or
+    ``complexity(request)`` does, e.g. hard for the planning step, easy for summarising tool
+    results) and picks the cheapest deployment good enough for it, among those that can take
+    the step's tools and, with a ``ProviderStrategy``, its ``response_format``. Tools, tool
+    choice, structured output (``ToolStrategy`` / ``ProviderStrategy``) and the agent's
+    ``model_settings`` are kept; the model given to ``create_agent`` is not called.
+
+    Args:
+        router: An :class:`LLMRouter`, or a :class:`RouterChatModel` to route with.
+        complexity: ``request -> 0..1`` difficulty of a step (default: the router's classifier
+            on the step's messages).
+        **options: Routing options for every step (``strategy``, ``required_quality``,
+            ``max_cost``, ``max_latency_ms``, ``confidential``, ...), as
+            :class:`RouterChatModel` takes them (only with an ``LLMRouter``).
+
+    Example:
+        >>> routed = RouterMiddleware(
+        ...     router, complexity=lambda req: 0.9 if len(req.messages) == 1 else 0.2
+        ... )  # doctest: +SKIP
+        >>> agent = create_agent(model, tools, middleware=[routed])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        router: LLMRouter | RouterChatModel,
+        *,
+        complexity: Callable[[ModelRequest[Any]], float] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        if isinstance(router, RouterChatModel):
+            if options:
+                raise ConfigurationError(
+                    "RouterMiddleware: give routing options to the RouterChatModel, or pass an "
+                    "LLMRouter with them"
+                )
+            self.model = router
+        elif isinstance(router, LLMRouter):
+            self.model = RouterChatModel(router=router, **options)
+        else:
+            raise ConfigurationError(
+                "RouterMiddleware needs an LLMRouter or a RouterChatModel, got "
+                f"{type(router).__name__}"
+            )
+        self.complexity = complexity
+
+    def _routed(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        settings = dict(request.model_settings)
+        if self.complexity is not None:
+            score = float(self.complexity(request))
+            if not 0.0 <= score <= 1.0:
+                raise ConfigurationError(f"complexity() must return 0..1, got {score}")
+            settings["complexity_score"] = score
+        return request.override(model=self.model, model_settings=settings)
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any]:
+        """Send this step's model call through the router."""
+        return handler(self._routed(request))
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any]:
+        """Async form of :meth:`wrap_model_call`."""
+        return await handler(self._routed(request))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -26,19 +26,23 @@ from llama_index.core.base.llms.types import (
     TextBlock,
     ToolCallBlock,
 )
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
 from aipowertools.core.errors import ConfigurationError
-from aipowertools.router._result import RouteResult
+from aipowertools.router._result import NoDeploymentError, RouteResult
 from aipowertools.router._router import LLMRouter
 from aipowertools.router._sync import iterate_sync, run_sync
 from aipowertools.router._types import Chunk
 
 if TYPE_CHECKING:
+    from llama_index.core.prompts import BasePromptTemplate
     from llama_index.core.tools.types import BaseTool
+
+Model = TypeVar("Model", bound=BaseModel)
+StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
 
 __all__ = ["RouterLLM"]
 
@@ -81,7 +85,7 @@ def _to_openai(message: ChatMessage) -> dict[str, Any]:
 
 
 def _raw(result: RouteResult) -> dict[str, Any]:
-    return {
+    raw = {
         "model": result.model,
         "provider": result.provider,
         "deployment": result.deployment,
@@ -97,6 +101,9 @@ def _raw(result: RouteResult) -> dict[str, Any]:
         },
         "decision": result.decision.as_dict(),
     }
+    if result.cache is not None:  # hit | semantic | miss, with a response cache
+        raw["cache"] = result.cache
+    return raw
 
 
 def _chat_response(result: RouteResult) -> ChatResponse:
@@ -128,6 +135,11 @@ class RouterLLM(FunctionCallingLLM):
     per call as keyword arguments. ``raw`` on each response holds the deployment, cost, latency,
     usage and decision.
 
+    ``structured_predict`` uses function calling by default; with
+    ``structured_output_method="json_schema"`` (or ``"json_mode"``) it sends the provider a
+    ``response_format`` instead and routes only to deployments that support one (falling back
+    to function calling when none does, if ``function_calling_fallback=True``).
+
     Example:
         >>> llm = RouterLLM(router=router)  # doctest: +SKIP
         >>> llm.complete("Say hi").raw["deployment"]  # doctest: +SKIP
@@ -145,6 +157,17 @@ class RouterLLM(FunctionCallingLLM):
     allow_trim: bool | None = Field(default=None)
     temperature: float | None = Field(default=None)
     max_tokens: int | None = Field(default=None)
+    structured_output_method: StructuredMethod = Field(
+        default="function_calling",
+        description="How structured_predict asks for structured output: 'function_calling', "
+        "or natively with a response_format ('json_schema' / 'json_mode'), routed only to "
+        "deployments that support it.",
+    )
+    function_calling_fallback: bool = Field(
+        default=False,
+        description="With a native method, fall back to function calling when no deployment "
+        "takes a response_format.",
+    )
     _router: LLMRouter = PrivateAttr()
 
     def __init__(self, router: LLMRouter, **kwargs: Any) -> None:
@@ -272,6 +295,74 @@ class RouterLLM(FunctionCallingLLM):
                 yield CompletionResponse(text=r.message.content or "", delta=r.delta, raw=r.raw)
 
         return gen()
+
+    # ------------------------------------------------------------------ structured output
+    def _structured_call(
+        self, output_cls: type[BaseModel], prompt: BasePromptTemplate, prompt_args: Any
+    ) -> tuple[list[ChatMessage], dict[str, Any]]:
+        messages = list(prompt.format_messages(llm=self, **prompt_args))
+        schema = output_cls.model_json_schema()
+        if self.structured_output_method == "json_schema":
+            spec: dict[str, Any] = {"name": output_cls.__name__, "schema": schema}
+            return messages, {"type": "json_schema", "json_schema": spec}
+        if self.structured_output_method != "json_mode":
+            raise ConfigurationError(
+                "structured_output_method must be 'function_calling', 'json_schema' or "
+                f"'json_mode', got {self.structured_output_method!r}"
+            )
+        # JSON mode guarantees JSON, not the shape: the prompt has to describe it.
+        hint = ChatMessage(
+            role=MessageRole.SYSTEM,
+            content="Answer with one JSON object that matches this JSON schema: "
+            + json.dumps(schema),
+        )
+        return [hint, *messages], {"type": "json_object"}
+
+    def structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Predict an ``output_cls`` by function calling or a native ``response_format``."""
+        if self.structured_output_method != "function_calling":
+            messages, response_format = self._structured_call(output_cls, prompt, prompt_args)
+            try:
+                response = self.chat(
+                    messages, response_format=response_format, **(llm_kwargs or {})
+                )
+            except NoDeploymentError:
+                if not self.function_calling_fallback:
+                    raise
+            else:
+                return output_cls.model_validate_json(response.message.content or "")
+        result: Model = super().structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+        return result
+
+    async def astructured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: BasePromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Async form of :meth:`structured_predict`."""
+        if self.structured_output_method != "function_calling":
+            messages, response_format = self._structured_call(output_cls, prompt, prompt_args)
+            try:
+                response = await self.achat(
+                    messages, response_format=response_format, **(llm_kwargs or {})
+                )
+            except NoDeploymentError:
+                if not self.function_calling_fallback:
+                    raise
+            else:
+                return output_cls.model_validate_json(response.message.content or "")
+        result: Model = await super().astructured_predict(
+            output_cls, prompt, llm_kwargs, **prompt_args
+        )
+        return result
 
     # ------------------------------------------------------------------ tools
     def _prepare_chat_with_tools(

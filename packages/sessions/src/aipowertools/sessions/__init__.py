@@ -1,8 +1,9 @@
-"""aipowertools.sessions: a session store that never loses a message.
+"""aipowertools.sessions: a session store that never loses a message, and LangGraph persistence.
 
 Named values and append-only lists per session, on an embedded diskcache store by default and
 on Redis, PostgreSQL or S3 by URL; chat-history adapters for LangChain
-(:mod:`aipowertools.sessions.langchain`) and LlamaIndex (:mod:`aipowertools.sessions.llama_index`).
+(:mod:`aipowertools.sessions.langchain`) and LlamaIndex (:mod:`aipowertools.sessions.llama_index`);
+a LangGraph checkpointer and store on the same stores (:mod:`aipowertools.sessions.langgraph`).
 
 Example:
     >>> from aipowertools.sessions import Session

@@ -1,7 +1,8 @@
 """LangChain adapters: a chat message history and a key-value store on :class:`Session`.
 
-``SessionChatMessageHistory`` works with ``RunnableWithMessageHistory`` and with plain LCEL
-code; messages round-trip exactly (tool calls, additional kwargs, response metadata, ids).
+``SessionChatMessageHistory`` works with plain LCEL code and with the legacy (deprecated)
+``RunnableWithMessageHistory`` (LangGraph apps use :mod:`aipowertools.sessions.langgraph`);
+messages round-trip exactly (tool calls, additional kwargs, response metadata, ids).
 ``SessionKVStore`` is a ``langchain_core.stores.BaseStore`` (e.g. for ``CacheBackedEmbeddings``).
 
 Example:

@@ -30,6 +30,8 @@ _MODEL_KEYS = {
     "cached_tokens",
     "cache_creation_tokens",
     "reasoning_tokens",
+    "prompt_caching",
+    "prompt_cache_ttl_s",
     "tokenizer_model",
     "owned_by",
 }

@@ -176,6 +176,13 @@ class SimModel:
         cached_tokens: Prompt tokens reported as cached (OpenAI ``cached_tokens``, Anthropic
             ``cache_read_input_tokens``), capped at the prompt size.
         cache_creation_tokens: Prompt tokens reported as written to the cache (Anthropic).
+        prompt_caching: Model the provider's prompt cache: a request repeating a prefix seen
+            within ``prompt_cache_ttl_s`` reports it as cached, by the wire format's rules
+            (OpenAI automatic prefixes of 1,024+ tokens in 128-token steps; Anthropic
+            ``cache_control`` breakpoints with cache reads and writes). ``cached_tokens`` and
+            ``cache_creation_tokens`` above, when set, are reported instead.
+        prompt_cache_ttl_s: How long a cached prefix lives after its last use (OpenAI;
+            Anthropic breakpoints carry their own ``ttl``, 5 minutes by default).
         reasoning_tokens: Reasoning tokens added to the completion tokens and reported in
             ``completion_tokens_details.reasoning_tokens``.
         tokenizer_model: Model name given to litellm's token counter (default: ``name``).
@@ -198,6 +205,8 @@ class SimModel:
     cached_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
+    prompt_caching: bool = True
+    prompt_cache_ttl_s: float = 300.0
     tokenizer_model: str | None = None
     owned_by: str = "aipowertools-simulator"
 
@@ -215,6 +224,11 @@ class SimModel:
                 raise ConfigurationError(
                     f"SimModel {self.name!r}: {attr} must be >= 0, got {getattr(self, attr)}"
                 )
+        if self.prompt_cache_ttl_s <= 0:
+            raise ConfigurationError(
+                f"SimModel {self.name!r}: prompt_cache_ttl_s must be > 0, "
+                f"got {self.prompt_cache_ttl_s}"
+            )
         if self.rate_window_s <= 0:
             raise ConfigurationError(
                 f"SimModel {self.name!r}: rate_window_s must be > 0, got {self.rate_window_s}"

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +15,7 @@ from aiohttp import web
 from aipowertools.testing._compat import ConfigurationError
 from aipowertools.testing._config import Fault, FaultKind, SimModel
 from aipowertools.testing._faults import FaultPlan, RateWindow
+from aipowertools.testing._prompt_cache import PromptCache
 from aipowertools.testing._replies import cap_reply, resolve_reply
 from aipowertools.testing._request import count_prompt_tokens, count_text_tokens
 from aipowertools.testing._stats import RequestRecord, StatsBook
@@ -49,8 +50,16 @@ class Engine:
     dict assignments) and :class:`StatsBook`, which has its own lock.
     """
 
-    def __init__(self, models: list[SimModel], seed: int, strict: bool, api_key: str | None):
+    def __init__(
+        self,
+        models: list[SimModel],
+        seed: int,
+        strict: bool,
+        api_key: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.seed = seed
+        self.clock = clock
         self.strict = strict
         self.api_key = api_key
         self.models: dict[str, SimModel] = {}
@@ -62,6 +71,7 @@ class Engine:
         self.down: set[str | None] = set()
         self.stopping: asyncio.Event | None = None
         self._serial = 0
+        self.prompt_cache = PromptCache()
         for model in models:
             self.add_model(model)
 
@@ -206,7 +216,7 @@ class Engine:
             if early is not None:
                 return early
         window = self.windows[model.name]
-        now = time.monotonic()
+        now = self.clock()
         limited = window.check(now, prompt_tokens)
         if limited is not None:
             limit, retry_after = limited
@@ -236,6 +246,13 @@ class Engine:
             sim_request, model, self._serial, int(time.time()), prompt_tokens, reply, output, fault
         )
         exchange.truncated = truncated
+        if model.prompt_caching:
+            exchange.prefix_cached, exchange.prefix_created = self.prompt_cache.account(
+                codec.flavor, model.name, sim_request, prompt_tokens, tokenizer,
+                model.prompt_cache_ttl_s,
+            )  # fmt: skip
+        record.cached_tokens = exchange.cached_tokens
+        record.cache_creation_tokens = exchange.cache_creation_tokens
         window.add(now, prompt_tokens + exchange.completion_tokens)
         exchange.headers = window.headers(now, "x-ratelimit-")
         record.completion_tokens = exchange.completion_tokens

@@ -76,6 +76,9 @@ class Simulator:
         strict_models: Answer 404 ``model_not_found`` for unknown model names.
         api_key: If set, requests must carry it (``Authorization: Bearer`` or ``x-api-key``),
             otherwise they get a 401.
+        clock: Monotonic seconds the rate windows (``rpm``/``tpm`` over ``rate_window_s``)
+            run on; ``time.monotonic`` by default. Tests pass a fake clock they advance by
+            hand, so a window's verdict never depends on how fast the machine is.
 
     Example:
         >>> from aipowertools.testing import SimModel, Simulator
@@ -93,6 +96,7 @@ class Simulator:
         port: int = 0,
         strict_models: bool = False,
         api_key: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         models = list(models)
         names = [m.name for m in models]
@@ -101,7 +105,7 @@ class Simulator:
             raise ConfigurationError(f"Simulator got duplicate model names: {duplicates}")
         self.host = host
         self._requested_port = port
-        self._engine = Engine(models, seed, strict_models, api_key)
+        self._engine = Engine(models, seed, strict_models, api_key, clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -421,6 +425,10 @@ class Simulator:
     def reset_stats(self) -> None:
         """Zero the counters and forget the request log (rate windows are kept)."""
         self._engine.stats.reset()
+
+    def clear_prompt_cache(self) -> None:
+        """Forget every prefix the modelled prompt caches hold (as if their TTL ran out)."""
+        self._engine.prompt_cache.clear()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until no request is in flight; returns False on timeout."""

@@ -24,6 +24,8 @@ class RequestRecord:
         fault: Kind of the injected fault, if any.
         prompt_tokens: Prompt tokens counted.
         completion_tokens: Completion tokens of the reply (0 on errors).
+        cached_tokens: Prompt tokens reported as read from the prompt cache.
+        cache_creation_tokens: Prompt tokens reported as written to the prompt cache.
         started_at: Wall-clock start (``time.time()``).
         latency_ms: Time until the handler finished.
         cancelled: Whether the client went away before the answer was complete.
@@ -38,6 +40,8 @@ class RequestRecord:
     fault: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
     started_at: float = 0.0
     latency_ms: float = 0.0
     cancelled: bool = False

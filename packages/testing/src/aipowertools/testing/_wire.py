@@ -34,6 +34,10 @@ class Exchange:
     headers: dict[str, str] = field(default_factory=dict)
     truncated: bool = False
     """Generation stopped at the request's ``max_tokens`` (the reply was cut there)."""
+    prefix_cached: int = 0
+    """Prompt tokens the modelled prompt cache found (see ``_prompt_cache``)."""
+    prefix_created: int = 0
+    """Prompt tokens the modelled prompt cache wrote (Anthropic breakpoints)."""
 
     @property
     def completion_tokens(self) -> int:
@@ -43,12 +47,14 @@ class Exchange:
     @property
     def cached_tokens(self) -> int:
         """Cached prompt tokens (never more than the prompt)."""
-        return min(self.reply.cached_tokens, self.prompt_tokens)
+        scripted = self.reply.cached_tokens
+        return min(scripted if scripted else self.prefix_cached, self.prompt_tokens)
 
     @property
     def cache_creation_tokens(self) -> int:
         """Prompt tokens written to the cache (never more than what is left of the prompt)."""
-        return min(self.model.cache_creation_tokens, self.prompt_tokens - self.cached_tokens)
+        written = self.model.cache_creation_tokens or self.prefix_created
+        return min(written, self.prompt_tokens - self.cached_tokens)
 
 
 class ErrorCategory:

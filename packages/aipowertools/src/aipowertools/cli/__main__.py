@@ -1,0 +1,5 @@
+"""``python -m aipowertools.cli``: the ``aipowertools`` command."""
+
+from aipowertools.cli._app import main
+
+main()
