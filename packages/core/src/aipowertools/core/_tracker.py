@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import random
 import threading
 import time
@@ -18,6 +19,7 @@ from aipowertools.core._budget import (
     BudgetLimit,
     Budgets,
     Reservation,
+    _check_period,
     tag_tuple,
     usd,
 )
@@ -232,6 +234,10 @@ class CostTracker(LedgerQueries):
         Returns:
             The limit as stored.
         """
+        if not isinstance(scope, str):
+            raise ConfigurationError(
+                f"scope must be a string such as 'global' or 'user:42', got {scope!r}"
+            )
         return self.budgets.add(BudgetLimit(scope, period, limit_usd, hard, alert_at_usd))
 
     def on_alert(self, callback: Callable[[BudgetAlert], object]) -> None:
@@ -307,6 +313,8 @@ class CostTracker(LedgerQueries):
         amount = self._estimate(estimate_usd, model, messages, max_tokens)
         now = time.time() if ts is None else ts
         ttl = self.reservation_ttl_s if ttl_s is None else ttl_s
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < math.inf:
+            raise ConfigurationError(f"ttl_s must be a number of seconds > 0, got {ttl!r}")
         tags = tag_tuple(tags)
         res = Reservation(uuid.uuid4().hex, amount, now + ttl, now, user, task, tags, request_id)
         return res, call_buckets(user, task, tags, now), self.budgets.rules(user, task, tags, now)
@@ -484,6 +492,11 @@ class CostTracker(LedgerQueries):
         Returns:
             False when it had been settled, released or expired already.
         """
+        if not isinstance(reservation, Reservation):
+            raise ConfigurationError(
+                f"release() takes the Reservation reserve() returned, got "
+                f"{type(reservation).__name__} {reservation!r}"
+            )
         if reservation.done:
             return False
         reservation.done = True
@@ -788,12 +801,12 @@ class CostTracker(LedgerQueries):
 
     def spent_usd(self, scope: str = "global", period: Period = "month") -> float:
         """Settled spend of ``scope`` in the current ``period`` window (UTC)."""
-        key = bucket_key(scope, period, time.time())
+        key = bucket_key(scope, _check_period(period), time.time())
         return from_nanos(self._backend.buckets([key], time.time())[key][0])
 
     def reserved_usd(self, scope: str = "global", period: Period = "month") -> float:
         """Budget held by open (unexpired) reservations in ``scope`` for ``period``."""
-        key = bucket_key(scope, period, time.time())
+        key = bucket_key(scope, _check_period(period), time.time())
         return from_nanos(self._backend.buckets([key], time.time())[key][1])
 
     def remaining_usd(self, scope: str = "global", period: Period | None = None) -> float | None:

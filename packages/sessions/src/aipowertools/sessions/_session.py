@@ -115,6 +115,14 @@ class Session:
         self.max_value_bytes = max_value_bytes
         self.trim = trim
         self.codec = codec or Codec()
+        if (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, (int, float))
+            or not 0 <= lock_timeout < float("inf")
+        ):
+            raise ConfigurationError(
+                f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}"
+            )
         self.lock_timeout = lock_timeout
         self._touched: float | None = None
         self._checked: set[str] = set()
@@ -129,13 +137,18 @@ class Session:
     # -- helpers ------------------------------------------------------------------------------
 
     def _key(self, key: str) -> None:
-        if key not in self._checked:
+        if type(key) is not str or key not in self._checked:
             check_name(key, "key")
             if len(self._checked) < 1024:
                 self._checked.add(key)
 
     def _encode(self, key: str, value: Any) -> bytes:
-        data = self.codec.encode(value)
+        try:
+            data = self.codec.encode(value)
+        except RecursionError:
+            raise ConfigurationError(
+                f"the value for {key!r} is nested too deeply to store as JSON"
+            ) from None
         if self.max_value_bytes is not None and len(data) > self.max_value_bytes:
             raise SessionLimitError(
                 self.session_id,
@@ -255,6 +268,10 @@ class Session:
             SessionConflictError: still conflicting after ``retries`` attempts.
         """
         self._key(key)
+        if not callable(fn):
+            raise ConfigurationError(
+                f"update() takes a function of the current value, got {type(fn).__name__}"
+            )
         for attempt in range(retries):
             current, version = self.get_versioned(key)
             new = fn(default if version == ABSENT else current)
@@ -304,7 +321,7 @@ class Session:
 
     def append(self, key: str, value: Any) -> None:
         """Append ``value`` to the list ``key``; O(1), never rewrites the list."""
-        if key not in self._checked:
+        if type(key) is not str or key not in self._checked:
             self._key(key)
         data = self._encode(key, value)
         if not self.auto_save:
