@@ -41,6 +41,8 @@ from _harness import Result, percentile, write_results
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # langchain-community's sunset
+# the peers' loads() warns (beta, allowed_objects default) on every lookup
+warnings.filterwarnings("ignore", module="langchain_community")
 
 REDIS_URL = os.environ.get("AIPOWERTOOLS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get(

@@ -1,4 +1,6 @@
 import aipowertools.cache as cache
+import aipowertools.cache.langchain as lc
+import aipowertools.cache.llama_index as li
 
 
 def test_public_api_is_locked() -> None:
@@ -11,5 +13,13 @@ def test_public_api_is_locked() -> None:
         "__version__",
         "cached",
     ]
-    for name in cache.__all__:
-        assert hasattr(cache, name)
+    assert lc.__all__ == ["LangChainCache"]
+    assert li.__all__ == ["CachedLLM"]
+    for module in (cache, lc, li):
+        for name in module.__all__:
+            assert hasattr(module, name)
+
+
+def test_llm_cache_implements_the_router_protocol() -> None:
+    assert isinstance(cache.LLMCache("memory://"), cache.ResponseCache)
+    assert not isinstance(object(), cache.ResponseCache)

@@ -105,3 +105,48 @@ async def test_async_update_records_usage() -> None:
     )
     assert hit.input_tokens == 7
     assert hit.output_tokens == 3
+
+
+def test_chat_prompts_are_keyed_by_their_messages() -> None:
+    from langchain_core.load import dumps as lc_dumps
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from aipowertools.cache.langchain import messages_of
+
+    def prompt(*messages: Any) -> str:
+        return lc_dumps(list(messages))
+
+    history_a = AIMessage("Hi!", id="run-1", response_metadata={"model_name": "x"})
+    history_b = AIMessage("Hi!", id="run-2", response_metadata={"model_name": "y"})
+    a = prompt(SystemMessage("Be brief."), HumanMessage("hi"), history_a, HumanMessage("Capital?"))
+    b = prompt(SystemMessage("Be brief."), HumanMessage("hi"), history_b, HumanMessage("Capital?"))
+    assert a != b
+    assert isinstance(messages_of(a), list)
+    assert messages_of("plain prompt") == "plain prompt"
+    assert messages_of("[{not json") == "[{not json"
+    assert messages_of('[{"lc": 2}]') == '[{"lc": 2}]'
+    cache = LangChainCache(store="memory://")
+    cache.update(a, LLM, [Generation(text="Paris.")])
+    assert cache.lookup(b, LLM) == [Generation(text="Paris.")]  # ids and metadata do not count
+    other = prompt(SystemMessage("Be verbose."), HumanMessage("Capital?"))
+    assert cache.lookup(other, LLM) is None
+
+
+def test_semantic_matching_embeds_the_last_user_message() -> None:
+    from langchain_core.load import dumps as lc_dumps
+    from langchain_core.messages import HumanMessage
+
+    seen: list[str] = []
+
+    def embed(text: str) -> list[float]:
+        seen.append(text)
+        return [1.0, 0.0] if "france" in text.lower() else [0.0, 1.0]
+
+    cache = LangChainCache(LLMCache("memory://", semantic=embed, threshold=0.9))
+    cache.update(lc_dumps([HumanMessage("Capital of France?")]), LLM, [Generation(text="Paris")])
+    hit = cache.lookup(lc_dumps([HumanMessage("France: its capital?")]), LLM)
+    assert hit == [Generation(text="Paris")]
+    assert seen == ["Capital of France?", "France: its capital?"]
+
+
+LLM = "[('_type', 'fake'), ('model_name', 'gpt-4o-mini')]"

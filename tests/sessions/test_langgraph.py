@@ -290,3 +290,40 @@ def test_importing_the_engines_loads_no_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_async_list_pages_and_limits(url: str) -> None:
+    saver = CheckpointSaver(url, prefix=_prefix())
+    config: Any = generate_config("long")
+    for step in range(70):  # more than one page of 64
+        config = await saver.aput(
+            generate_config("long") | {"configurable": {**config["configurable"]}},
+            generate_checkpoint(),
+            generate_metadata(step=step, source="loop" if step % 2 else "input"),
+            {},
+        )
+    steps = [t.metadata["step"] async for t in saver.alist(generate_config("long"))]
+    assert steps == list(range(69, -1, -1))
+    odd = [t.metadata["step"] async for t in saver.alist(None, filter={"source": "loop"}, limit=3)]
+    assert odd == [69, 67, 65]
+
+
+def test_sqlite_engine_rolls_back_a_failed_transaction(tmp_path: Path) -> None:
+    from aipowertools.sessions._graph_sql import SqliteGraphEngine
+
+    engine = SqliteGraphEngine("sqlite:///x", tmp_path / "db.sqlite3", "rb")
+
+    def failing() -> Any:
+        yield "INSERT INTO rb_threads (thread_id, expires_at) VALUES (%(t)s, 1)", {"t": "a"}
+        raise RuntimeError("boom")
+
+    def threads() -> Any:
+        rows = yield "SELECT thread_id FROM rb_threads", {}
+        return rows
+
+    with pytest.raises(RuntimeError, match="boom"):
+        engine.run(failing(), atomic=True)
+    assert engine.run(threads()) == []  # nothing of the failed transaction stayed
+    engine.close()
+    engine.close()  # closing twice is harmless
+    assert engine.run(threads()) == []  # and the next call reconnects

@@ -16,8 +16,9 @@ Example:
 
 from importlib.metadata import version as _version
 
-from aipowertools.cache._cache import Answer, CacheHit, LLMCache
+from aipowertools.cache._cache import LLMCache
 from aipowertools.cache._decorator import cached
+from aipowertools.cache._hit import Answer, CacheHit
 from aipowertools.cache._protocol import ResponseCache
 from aipowertools.cache._stats import CacheStats
 

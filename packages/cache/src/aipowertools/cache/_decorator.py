@@ -8,7 +8,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from aipowertools.cache._cache import _UNSET, LLMCache, _positive_or_none, _scope
+from aipowertools.cache._cache import LLMCache
+from aipowertools.cache._hit import UNSET as _UNSET
+from aipowertools.cache._hit import check_scope as _scope
+from aipowertools.cache._hit import positive_or_none as _positive_or_none
 from aipowertools.cache._key import Scope
 
 F = TypeVar("F", bound=Callable[..., Any])

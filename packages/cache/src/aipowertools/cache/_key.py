@@ -74,6 +74,8 @@ SAMPLING = frozenset(
 )
 ROLES = {"human": "user", "ai": "assistant", "function": "tool"}
 _WS = re.compile(r"\s+")
+# Message fields that never reach the provider (ids, what an earlier answer reported).
+_NOT_SENT = frozenset({"pinned", "id", "response_metadata", "usage_metadata", "example"})
 
 
 class Uncacheable(Exception):
@@ -164,8 +166,10 @@ def _message(message: Any, normalize: bool) -> dict[str, Any]:
         raise Uncacheable(f"a message is a mapping, not {type(message).__name__}")
     out: dict[str, Any] = {}
     for name, value in message.items():
-        if value is None or name in ("pinned", "id", "response_metadata", "additional_kwargs"):
+        if value is None or name in _NOT_SENT:
             continue
+        if name in ("additional_kwargs", "invalid_tool_calls") and not value:
+            continue  # empty is the same as absent
         if name == "role" or name == "type":
             out["role"] = ROLES.get(str(value), str(value))
         elif name == "content":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from aipowertools.cache._cache import CacheHit
+from aipowertools.cache._hit import CacheHit
 
 
 @runtime_checkable

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from collections.abc import Sequence
@@ -28,6 +29,28 @@ def model_of(llm_string: str) -> str:
     """The model name inside LangChain's ``llm_string`` (``"langchain"`` when it has none)."""
     match = _MODEL.search(llm_string)
     return match.group(1) if match else "langchain"
+
+
+def messages_of(prompt: str) -> str | list[dict[str, Any]]:
+    """The messages inside a chat model's prompt (LangChain serializes them as JSON).
+
+    Reading them lets the key fold what does not reach the provider (message ids, response
+    metadata of earlier answers) and lets semantic matching embed the last user message
+    rather than the JSON. A prompt that is not serialized messages stays a string.
+    """
+    if not prompt.startswith("[{"):
+        return prompt
+    try:
+        items = json.loads(prompt)
+    except ValueError:
+        return prompt
+    messages = []
+    for item in items:
+        kwargs = item.get("kwargs") if isinstance(item, dict) and item.get("lc") == 1 else None
+        if not isinstance(kwargs, dict) or "type" not in kwargs:
+            return prompt
+        messages.append(kwargs)
+    return messages
 
 
 def _usage(generations: RETURN_VAL_TYPE) -> tuple[int, int, str | None]:
@@ -88,14 +111,14 @@ class LangChainCache(BaseCache):
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Cached generations for ``prompt`` and ``llm_string``, or None."""
-        hit = self.cache.lookup(prompt, **self._kw(llm_string))
+        hit = self.cache.lookup(messages_of(prompt), **self._kw(llm_string))
         return None if hit is None else _load(hit.value)
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Cache the generations of a call."""
         input_tokens, output_tokens, finish = _usage(return_val)
         self.cache.store(
-            dumps(list(return_val)), messages=prompt, input_tokens=input_tokens,
+            dumps(list(return_val)), messages=messages_of(prompt), input_tokens=input_tokens,
             output_tokens=output_tokens, finish_reason=finish, **self._kw(llm_string),
         )  # fmt: skip
 
@@ -105,14 +128,14 @@ class LangChainCache(BaseCache):
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async :meth:`lookup`."""
-        hit = await self.cache.alookup(prompt, **self._kw(llm_string))
+        hit = await self.cache.alookup(messages_of(prompt), **self._kw(llm_string))
         return None if hit is None else _load(hit.value)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async :meth:`update`."""
         input_tokens, output_tokens, finish = _usage(return_val)
         await self.cache.astore(
-            dumps(list(return_val)), messages=prompt, input_tokens=input_tokens,
+            dumps(list(return_val)), messages=messages_of(prompt), input_tokens=input_tokens,
             output_tokens=output_tokens, finish_reason=finish, **self._kw(llm_string),
         )  # fmt: skip
 

@@ -33,7 +33,8 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.llms.llm import LLM
 
-from aipowertools.cache._cache import Answer, CacheHit, LLMCache
+from aipowertools.cache._cache import LLMCache
+from aipowertools.cache._hit import Answer, CacheHit
 from aipowertools.core.errors import ConfigurationError
 
 __all__ = ["CachedLLM"]
