@@ -316,3 +316,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"{name:<{width}}  tried {s.tried:>5}  survived {s.survived:>5}  "
             f"refused {s.refused:>5}  lost {s.lost:>5}"
         )
+
+
+@pytest.fixture(autouse=True)
+def _collect_earlier_garbage() -> None:
+    """Collect garbage left by earlier test modules before each chaos test starts.
+
+    Per-loop redis.asyncio clients of earlier async tests are dropped with their loops and warn
+    (ResourceWarning) when collected; the allocation-heavy fuzz tests here would otherwise
+    trigger that collection and be blamed for another module's connections.
+    """
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
