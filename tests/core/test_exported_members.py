@@ -72,6 +72,7 @@ def test_stores_module_exports() -> None:
         "data_dir",
         "parse_store_url",
         "postgres_pool",
+        "redis_budget_problems",
         "redis_client",
     ]
 

@@ -583,6 +583,7 @@ def test_public_tracker_api_is_locked() -> None:
         "efficiency",
         "export_csv",
         "export_json",
+        "flush_journal",
         "forecast_monthly",
         "get_daily_report",
         "get_total",

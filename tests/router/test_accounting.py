@@ -84,11 +84,35 @@ async def test_budget_exhausted_raises_typed_error(transport: FakeTransport) -> 
     )
     tracker.record(model="gpt-4o", cost_usd=0.01, request_id="spent")
     r._accounting._view_at = -1.0  # type: ignore[union-attr]
-    from aipowertools.router import NoDeploymentError
+    import pickle
+
+    from aipowertools.core.errors import BudgetExceededError
+    from aipowertools.router import NoDeploymentError, NoDeploymentWithinBudgetError
 
     with pytest.raises(NoDeploymentError, match="budget left"):
         await r.route(task="x", max_tokens=10)
+    # a caller catching budget refusals catches this one too, with the numbers
+    with pytest.raises(BudgetExceededError) as caught:
+        await r.route(task="x", max_tokens=10)
+    error = caught.value
+    assert isinstance(error, NoDeploymentWithinBudgetError)
+    assert (error.scope, error.limit_usd) == ("global", 0.01)
+    assert error.spent_usd == pytest.approx(0.01)
+    assert error.requested_usd > 0
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.rejected, copy.limit_usd) == (type(error), error.rejected, 0.01)
     assert transport.calls == []
+
+
+def test_no_deployment_is_budget_typed_only_for_budget_refusals() -> None:
+    from aipowertools.core.errors import BudgetExceededError
+    from aipowertools.router._result import no_deployment
+
+    plain = no_deployment([("a", "no tool calling")])
+    assert not isinstance(plain, BudgetExceededError)
+    budget = no_deployment([("a", "no tool calling"), ("b", "worst case $0.5 > budget left $0.1")])
+    assert isinstance(budget, BudgetExceededError)
+    assert (budget.limit_usd, budget.spent_usd, budget.requested_usd) == (0.1, 0.0, 0.5)
 
 
 async def test_reservation_race_fails_over_to_cheaper(transport: FakeTransport) -> None:

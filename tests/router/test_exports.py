@@ -25,6 +25,7 @@ def test_public_api_is_exactly_this() -> None:
         "LiteLLMTransport",
         "LocalModelManager",
         "NoDeploymentError",
+        "NoDeploymentWithinBudgetError",
         "OpenAICompatibleTransport",
         "ParallelBest",
         "QualityFirst",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from llama_index.core.llms import ChatMessage, MessageRole
 from llama_index.core.memory import ChatMemoryBuffer, Memory
 from llama_index.core.storage.chat_store.base_db import MessageStatus
@@ -102,3 +103,26 @@ async def test_db_chat_store_operations() -> None:
     assert await store.count_messages("k", status=None) == 0
     assert SessionDBChatStore.class_name() == "SessionDBChatStore"
     assert SessionChatStore.class_name() == "SessionChatStore"
+
+
+@pytest.mark.parametrize("key", ["user:42", "team/alice", "a b", "b64=raw", "a..b", "ü"])
+def test_chat_store_accepts_any_chat_key(key: str) -> None:
+    from aipowertools.sessions.llama_index import decode_key, encode_key
+
+    store = SessionChatStore(store=MemoryBackend(), namespace="keys")
+    store.add_message(key, ChatMessage(role="user", content="hi"))
+    assert [m.content for m in store.get_messages(key)] == ["hi"]
+    assert store.get_keys() == [key]
+    assert decode_key(encode_key(key)) == key
+    assert encode_key("user-1") == "user-1"  # safe keys keep their id
+
+
+def test_chat_key_errors() -> None:
+    from aipowertools.core.errors import ConfigurationError
+    from aipowertools.sessions.llama_index import decode_key, encode_key
+
+    with pytest.raises(ConfigurationError):
+        encode_key(42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        encode_key("x" * 400)
+    assert decode_key("b64=!!") == "b64=!!"

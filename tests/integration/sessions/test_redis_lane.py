@@ -1,4 +1,4 @@
-"""The Redis append's lane: its RPUSH skips redis-py's command machinery, not its guarantees."""
+"""The Redis append lane: its script call skips redis-py's command machinery, not guarantees."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_a_dropped_connection_falls_back_and_stores_the_item_once(
     killer.close()
     client.sent.clear()
     assert backend.append("n", "s", "h", [b"second"]) == 2  # the lane failed; the client sent it
-    assert client.sent == ["RPUSH"]
+    assert client.sent == ["EVALSHA"]  # the same append id: stored once
     client.sent.clear()
     assert backend.append("n", "s", "h", [b"third"]) == 3  # the lane reconnected
     assert client.sent == []

@@ -8,6 +8,7 @@ patterns) which are replaced in place.
 
 from __future__ import annotations
 
+import os
 import re
 import traceback
 from collections.abc import Iterable, Mapping
@@ -21,7 +22,8 @@ _DEFAULT_PATTERNS: tuple[str, ...] = (
     # Bearer / token authorization values.
     r"(?i)\b(?:bearer|token)\s+[A-Za-z0-9._~+/=-]{8,}",
     # Provider keys: OpenAI / Anthropic / OpenRouter style (sk-..., sk-ant-..., sk-proj-...).
-    r"\bsk-[A-Za-z0-9_-]{16,}",
+    # Short ones too: test and proxy keys such as sk-1234 or sk-test-SECRET123.
+    r"\bsk-[A-Za-z0-9_-]{4,}",
     # Google API keys.
     r"\bAIza[0-9A-Za-z_-]{30,}",
     # AWS access key ids.
@@ -84,6 +86,10 @@ class Redactor:
         patterns: Extra regular expressions whose matches are replaced with ``[REDACTED]``.
         keys: Extra field names whose values are always replaced whole (case-insensitive).
         defaults: Whether to apply the built-in key and pattern rules.
+        secrets: Secret values replaced verbatim wherever they appear, whatever their length.
+            With ``defaults``, the values of environment variables named like credentials
+            (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``; 4 characters or more)
+            are added, so a configured provider key never reaches a sink, however short.
 
     Example:
         >>> Redactor().redact_text("Authorization: Bearer abcdefghijklmnop")
@@ -96,6 +102,7 @@ class Redactor:
         *,
         keys: Iterable[str] = (),
         defaults: bool = True,
+        secrets: Iterable[str] = (),
     ) -> None:
         custom: list[str] = []
         for pattern in patterns:
@@ -115,6 +122,13 @@ class Redactor:
         self._keys = frozenset(k.lower() for k in keys) | (_SENSITIVE_KEYS if defaults else set())
         self._key_cache: dict[str, bool] = {}
         self._text_cache: dict[str, str] = {}
+        values = {v for v in secrets if isinstance(v, str) and v}
+        if defaults:
+            values |= _environment_secrets()
+        self._secrets = tuple(sorted(values, key=len, reverse=True))
+        self._literal = (
+            re.compile("|".join(re.escape(v) for v in self._secrets)) if self._secrets else None
+        )
 
     def is_sensitive_key(self, key: str) -> bool:
         """Whether values stored under ``key`` are always replaced whole."""
@@ -144,7 +158,9 @@ class Redactor:
         return hit
 
     def _redact_text(self, text: str) -> str:
-        if self._builtin is not None and len(text) >= 8:
+        if self._literal is not None and any(v in text for v in self._secrets):
+            text = self._literal.sub(REDACTED, text)
+        if self._builtin is not None and len(text) >= 7:
             if self._url is not None and "://" in text:
                 text = self._url.sub(r"\g<head>" + REDACTED, text)
             # Every built-in pattern starts with one of a few literals: look for those first,
@@ -208,6 +224,22 @@ class Redactor:
             "message": self.redact_text(str(exc)),
             "traceback": self.redact_text(text),
         }
+
+
+_CREDENTIAL_NAME = re.compile(r"(?i)(?:API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
+
+
+def _environment_secrets() -> set[str]:
+    """Values of credential-named environment variables (long enough not to be noise)."""
+    return {
+        value
+        for name, value in os.environ.items()
+        if len(value) >= 4 and _CREDENTIAL_NAME.search(name) and value.lower() not in _NOT_SECRET
+    }
+
+
+# Values such variables hold that are settings, not secrets.
+_NOT_SECRET = frozenset({"true", "false", "none", "null"})
 
 
 def _scoped(source: str) -> str:

@@ -53,7 +53,12 @@ def tag_tuple(tags: str | Iterable[str]) -> tuple[str, ...]:
     """Project tags as a tuple; a lone string is one tag, never a tuple of its characters."""
     if isinstance(tags, str):
         return (tags,) if tags else ()
-    out = tuple(tags)
+    try:
+        out = tuple(tags)
+    except TypeError:
+        raise ConfigurationError(
+            f"tags must be a string or a list of strings, got {type(tags).__name__} {tags!r}"
+        ) from None
     bad = [t for t in out if not isinstance(t, str)]
     if bad:
         raise ConfigurationError(f"tags must be strings, got {bad!r}; e.g. tags=('project-x',)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -34,15 +35,28 @@ class ErrorKind(str, enum.Enum):
 _RETRYABLE = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.TIMEOUT, ErrorKind.TRANSIENT})
 
 
+# password=... as a URL query parameter or a libpq keyword (quoted or not), any case.
+_SECRET_PARAM = re.compile(
+    r"(?i)\b((?:ssl)?pass(?:word|wd)?|pwd|secret|token|access_key|secret_key)"
+    r"(\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s;]+)"
+)
+
+
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (user name and host kept)."""
+    """Return ``url`` with every password replaced by ``***`` (user name and host kept).
+
+    Covers ``scheme://user:password@host``, ``?password=...`` query parameters and libpq
+    keyword strings (``host=h password='x y'``), so the result is safe for logs, reprs and
+    error messages.
+    """
+    text = _SECRET_PARAM.sub(lambda m: f"{m[1]}{m[2]}***", url)
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(text)
         password = parts.password
     except ValueError:
-        return url
+        return text
     if not password:
-        return url
+        return text
     netloc = parts.netloc
     userinfo, _, hostinfo = netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]

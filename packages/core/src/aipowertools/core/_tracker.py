@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import math
 import random
 import threading
 import time
@@ -17,10 +19,17 @@ from aipowertools.core._budget import (
     BudgetLimit,
     Budgets,
     Reservation,
+    _check_period,
     tag_tuple,
     usd,
 )
-from aipowertools.core._errors import BudgetExceededError, ConfigurationError, StoreURLError
+from aipowertools.core._errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    StoreUnavailableError,
+    StoreURLError,
+)
+from aipowertools.core._journal import SettleJournal
 from aipowertools.core._ledger import (
     LedgerBackend,
     LedgerRecord,
@@ -213,6 +222,11 @@ class CostTracker(LedgerQueries):
         self.reserve_wait_s = reserve_wait_s
         self.namespace = check_namespace(namespace)
         self._backend = open_backend(store, self.namespace)
+        # Stores that can be down (Redis, PostgreSQL) journal what they refuse at settle time.
+        url = getattr(self._backend, "url", None)
+        self._journal: SettleJournal | None = (
+            SettleJournal.for_store(f"{url}#{self.namespace}") if url else None
+        )
         # The in-memory backend never blocks: no thread hop for it in async code.
         self._inline = isinstance(self._backend, MemoryLedger)
         self._gate = threading.Lock()
@@ -244,6 +258,10 @@ class CostTracker(LedgerQueries):
         Returns:
             The limit as stored.
         """
+        if not isinstance(scope, str):
+            raise ConfigurationError(
+                f"scope must be a string such as 'global' or 'user:42', got {scope!r}"
+            )
         return self.budgets.add(BudgetLimit(scope, period, limit_usd, hard, alert_at_usd))
 
     def on_alert(self, callback: Callable[[BudgetAlert], object]) -> None:
@@ -319,6 +337,8 @@ class CostTracker(LedgerQueries):
         amount = self._estimate(estimate_usd, model, messages, max_tokens)
         now = time.time() if ts is None else ts
         ttl = self.reservation_ttl_s if ttl_s is None else ttl_s
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < math.inf:
+            raise ConfigurationError(f"ttl_s must be a number of seconds > 0, got {ttl!r}")
         tags = tag_tuple(tags)
         res = Reservation(uuid.uuid4().hex, amount, now + ttl, now, user, task, tags, request_id)
         return res, call_buckets(user, task, tags, now), self.budgets.rules(user, task, tags, now)
@@ -408,8 +428,13 @@ class CostTracker(LedgerQueries):
         ttl_s: float | None = None,
         wait_s: float | None = None,
     ) -> Reservation:
-        """Async :meth:`reserve` (the store is called off the event loop)."""
-        res, buckets, rules = self._new_reservation(
+        """Async :meth:`reserve` (the store is called off the event loop).
+
+        Counting the tokens of ``messages`` (which loads litellm's tokenizers and model map
+        on first use, seconds) runs on a worker thread too: nothing heavy runs on the loop.
+        """
+        new = functools.partial(
+            self._new_reservation,
             estimate_usd,
             model=model,
             messages=messages,
@@ -420,6 +445,8 @@ class CostTracker(LedgerQueries):
             request_id=request_id,
             ttl_s=ttl_s,
         )
+        counts = estimate_usd is None and messages is not None and model is not None
+        res, buckets, rules = await asyncio.to_thread(new) if counts else new()
         if not self.budgets.limits:
             return res
         deadline = time.monotonic() + (self.reserve_wait_s if wait_s is None else wait_s)
@@ -489,6 +516,11 @@ class CostTracker(LedgerQueries):
         Returns:
             False when it had been settled, released or expired already.
         """
+        if not isinstance(reservation, Reservation):
+            raise ConfigurationError(
+                f"release() takes the Reservation reserve() returned, got "
+                f"{type(reservation).__name__} {reservation!r}"
+            )
         if reservation.done:
             return False
         reservation.done = True
@@ -517,12 +549,54 @@ class CostTracker(LedgerQueries):
             reservation_id = reservation.id
             if to_nanos(record.cost_usd) > max(to_nanos(reservation.amount_usd), 1):
                 _overrun(record, reservation)
-        result = self._backend.write(
-            record, reservation_id=reservation_id, thresholds=self.budgets.thresholds(rules)
-        )
+        if self._journal is not None and self._journal.has_pending():
+            self._replay_journal()
+        try:
+            result = self._backend.write(
+                record, reservation_id=reservation_id, thresholds=self.budgets.thresholds(rules)
+            )
+        except StoreUnavailableError as exc:
+            if self._journal is None:
+                raise
+            # The call happened and is billed: keep its record durably and write it when the
+            # store is back; the reservation's hold stays until then (or until it expires).
+            self._journal.add(record, reservation_id)
+            logger.warning(
+                "ledger store unavailable (%s): record %s journaled in %s, written when the "
+                "store answers again",
+                exc, record.request_id, self._journal.path,
+            )  # fmt: skip
+            return record, True
         if result.crossed:
             self.budgets.alert(rules, result.crossed)
         return record, result.inserted
+
+    def _replay_journal(self) -> int:
+        """Write the journaled records the store refused before; returns how many landed."""
+        journal = self._journal
+        if journal is None:
+            return 0
+
+        def write(record: LedgerRecord, reservation_id: str | None) -> None:
+            rules = self.budgets.rules(record.user, record.task, record.tags, record.ts)
+            result = self._backend.write(
+                record, reservation_id=reservation_id, thresholds=self.budgets.thresholds(rules)
+            )
+            if result.crossed:
+                self.budgets.alert(rules, result.crossed)
+
+        landed = journal.replay(write)
+        if landed:
+            logger.warning("ledger store answers again: %d journaled record(s) written", landed)
+        return landed
+
+    def flush_journal(self) -> int:
+        """Write the records journaled during a store outage now; returns how many landed.
+
+        They are also written by the next :meth:`record` / :meth:`settle`; this is for a
+        process that wants them in before it exits (or an operator's ``doctor`` run).
+        """
+        return self._replay_journal()
 
     def _build(
         self,
@@ -759,12 +833,12 @@ class CostTracker(LedgerQueries):
 
     def spent_usd(self, scope: str = "global", period: Period = "month") -> float:
         """Settled spend of ``scope`` in the current ``period`` window (UTC)."""
-        key = bucket_key(scope, period, time.time())
+        key = bucket_key(scope, _check_period(period), time.time())
         return from_nanos(self._backend.buckets([key], time.time())[key][0])
 
     def reserved_usd(self, scope: str = "global", period: Period = "month") -> float:
         """Budget held by open (unexpired) reservations in ``scope`` for ``period``."""
-        key = bucket_key(scope, period, time.time())
+        key = bucket_key(scope, _check_period(period), time.time())
         return from_nanos(self._backend.buckets([key], time.time())[key][1])
 
     def remaining_usd(self, scope: str = "global", period: Period | None = None) -> float | None:

@@ -34,6 +34,7 @@ import os
 import re
 import threading
 import weakref
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -58,6 +59,7 @@ __all__ = [
     "data_dir",
     "parse_store_url",
     "postgres_pool",
+    "redis_budget_problems",
     "redis_client",
 ]
 
@@ -135,6 +137,10 @@ class StoreURL:
 
     def __str__(self) -> str:
         return self.masked()
+
+    def __repr__(self) -> str:
+        path = f", path={self.path!r}" if self.path is not None else ""
+        return f"StoreURL(scheme={self.scheme!r}, raw={self.masked()!r}{path})"
 
 
 def parse_store_url(url: str | StoreURL | None, *, default: str) -> StoreURL:
@@ -270,7 +276,13 @@ def _redis_classes() -> tuple[type[Any], type[Any], type[Exception]]:
         return cast("tuple[type[Any], type[Any], type[Exception]]", _classes["redis"])
 
 
-_REDIS_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5.0, "health_check_interval": 30}
+_REDIS_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 5.0,
+    # A frozen server (SIGSTOP, a stalled network) must not hang a caller for ever.
+    "socket_timeout": 5.0,
+    "socket_keepalive": True,
+    "health_check_interval": 30,
+}
 
 
 def redis_client(url: str | StoreURL) -> redis.Redis[bytes]:
@@ -340,8 +352,59 @@ def _running_loop(name: str) -> asyncio.AbstractEventLoop:
         ) from None
 
 
-_PG_OPTIONS: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 30.0}
+_PG_OPTIONS: dict[str, Any] = {"min_size": 1, "max_size": 10}
 _PG_OPEN_TIMEOUT = 5.0
+#: Default bound (seconds) on any one PostgreSQL round trip and on waiting for a pooled
+#: connection; ``AIPOWERTOOLS_STORE_TIMEOUT_S`` overrides it (read when a pool is created).
+PG_TIMEOUT_S = 30.0
+# TCP keepalives and a TCP user timeout: a peer that vanished (network partition, host down)
+# is noticed in seconds, not after the kernel's two hours.
+_PG_KWARGS: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+}
+
+
+def pg_timeout_s() -> float:
+    """The bound on one PostgreSQL round trip: ``AIPOWERTOOLS_STORE_TIMEOUT_S`` or 30 s."""
+    text = os.environ.get("AIPOWERTOOLS_STORE_TIMEOUT_S", "").strip()
+    if not text:
+        return PG_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and value < float("inf")):
+        raise ConfigurationError(
+            f"AIPOWERTOOLS_STORE_TIMEOUT_S must be a number of seconds > 0, got {text!r}"
+        )
+    return value
+
+
+def _pg_pool_options(raw: str) -> dict[str, Any]:
+    """Pool arguments: bounded waits on the connection, the server and the pool."""
+    timeout = pg_timeout_s()
+    kwargs = dict(_PG_KWARGS, tcp_user_timeout=int(timeout * 1000))
+    if "options=" not in raw:  # the URL's own server options win
+        kwargs["options"] = f"-c statement_timeout={int(timeout * 1000)}"
+    return {**_PG_OPTIONS, "timeout": timeout, "kwargs": kwargs}
+
+
+def _pg_connection_failure(exc: BaseException) -> bool:
+    """Whether a psycopg error means the server is unreachable, gone or too slow.
+
+    Connection exceptions (SQLSTATE class 08), operator intervention (57: shutdown, crash,
+    statement timeout), errors without a SQLSTATE (the socket broke) and a client-side wait
+    timeout; not the errors of a query the server answered (constraint, serialization, ...).
+    """
+    import psycopg
+
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith(("08", "57"))
 
 
 def _pg_classes() -> tuple[type[Any], type[Any], type[Exception]]:
@@ -350,39 +413,112 @@ def _pg_classes() -> tuple[type[Any], type[Any], type[Exception]]:
         if "pg" not in _classes:
             import psycopg
             import psycopg_pool
+            from psycopg.errors import _WaitTimeout
 
             class PostgresStoreUnavailableError(StoreUnavailableError, psycopg_pool.PoolTimeout):
                 """PostgreSQL did not answer (also a ``psycopg_pool.PoolTimeout``)."""
 
             failures = (psycopg_pool.PoolTimeout, psycopg.OperationalError)
 
+            def typed(url: str, exc: BaseException) -> Exception:
+                if isinstance(exc, _WaitTimeout):
+                    return PostgresStoreUnavailableError(
+                        url, f"no answer within {pg_timeout_s():g} s (connection closed)"
+                    )
+                return PostgresStoreUnavailableError(url, _pg_reason(exc))  # type: ignore[arg-type]
+
+            class BoundedConnection(psycopg.Connection):
+                """A connection whose every round trip waits at most the store timeout."""
+
+                aipowertools_timeout = PG_TIMEOUT_S
+
+                def wait(
+                    self, gen: Any, interval: float = 0.1, timeout: float | None = None
+                ) -> Any:
+                    try:
+                        return super().wait(
+                            gen, interval=interval, timeout=timeout or self.aipowertools_timeout
+                        )
+                    except _WaitTimeout:
+                        self.pgconn.finish()  # mid-query: unusable, the pool replaces it
+                        raise
+
+            class BoundedAsyncConnection(psycopg.AsyncConnection):
+                """Async form of ``BoundedConnection``."""
+
+                aipowertools_timeout = PG_TIMEOUT_S
+
+                async def wait(
+                    self, gen: Any, interval: float = 0.1, timeout: float | None = None
+                ) -> Any:
+                    try:
+                        return await super().wait(
+                            gen, interval=interval, timeout=timeout or self.aipowertools_timeout
+                        )
+                    except _WaitTimeout:
+                        self.pgconn.finish()
+                        raise
+
             class SharedPool(psycopg_pool.ConnectionPool):
                 aipowertools_url = "postgresql://"
 
                 def getconn(self, timeout: float | None = None) -> Any:
                     try:
-                        return super().getconn(timeout)
+                        conn: Any = super().getconn(timeout)
                     except failures as exc:
                         if isinstance(exc, StoreUnavailableError):
                             raise
                         raise PostgresStoreUnavailableError(
                             self.aipowertools_url, str(exc)
                         ) from exc
+                    conn.aipowertools_timeout = self.timeout
+                    return conn
+
+                @contextlib.contextmanager
+                def connection(self, timeout: float | None = None) -> Iterator[Any]:
+                    try:
+                        with super().connection(timeout) as conn:
+                            yield conn
+                    except psycopg.OperationalError as exc:
+                        if isinstance(exc, StoreUnavailableError) or not _pg_connection_failure(
+                            exc
+                        ):
+                            raise
+                        with contextlib.suppress(Exception):
+                            self.check()  # after a restart the idle connections are dead too
+                        raise typed(self.aipowertools_url, exc) from exc
 
             class SharedAsyncPool(psycopg_pool.AsyncConnectionPool):
                 aipowertools_url = "postgresql://"
 
                 async def getconn(self, timeout: float | None = None) -> Any:
                     try:
-                        return await super().getconn(timeout)
+                        conn: Any = await super().getconn(timeout)
                     except failures as exc:
                         if isinstance(exc, StoreUnavailableError):
                             raise
                         raise PostgresStoreUnavailableError(
                             self.aipowertools_url, str(exc)
                         ) from exc
+                    conn.aipowertools_timeout = self.timeout
+                    return conn
+
+                @contextlib.asynccontextmanager
+                async def connection(self, timeout: float | None = None) -> AsyncIterator[Any]:
+                    try:
+                        async with super().connection(timeout) as conn:
+                            yield conn
+                    except psycopg.OperationalError as exc:
+                        if isinstance(exc, StoreUnavailableError) or not _pg_connection_failure(
+                            exc
+                        ):
+                            raise
+                        with contextlib.suppress(Exception):
+                            await self.check()
+                        raise typed(self.aipowertools_url, exc) from exc
 
             _classes["pg"] = (SharedPool, SharedAsyncPool, PostgresStoreUnavailableError)
+            _classes["pg_conn"] = (BoundedConnection, BoundedAsyncConnection)
         return cast("tuple[type[Any], type[Any], type[Exception]]", _classes["pg"])
 
 
@@ -416,7 +552,13 @@ def postgres_pool(url: str | StoreURL) -> psycopg_pool.ConnectionPool[Any]:
                 psycopg.connect(parsed.raw, connect_timeout=int(_PG_OPEN_TIMEOUT)).close()
             except psycopg.Error as exc:
                 raise unavailable(parsed.raw, _pg_reason(exc)) from exc
-            pool = sync_cls(parsed.raw, open=False, name="aipowertools", **_PG_OPTIONS)
+            pool = sync_cls(
+                parsed.raw,
+                open=False,
+                name="aipowertools",
+                connection_class=_classes["pg_conn"][0],
+                **_pg_pool_options(parsed.raw),
+            )
             pool.aipowertools_url = parsed.raw
             try:
                 pool.open(wait=True, timeout=_PG_OPEN_TIMEOUT)
@@ -431,7 +573,7 @@ def _pg_reason(exc: Exception) -> str:
     # psycopg repeats the connection string (with password) in some messages: mask it
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = "; ".join(lines) or type(exc).__name__
-    return re.sub(r"password=\S+", "password=***", text)
+    return mask_url(text)
 
 
 def _close_all() -> None:
@@ -485,7 +627,13 @@ async def async_postgres_pool(url: str | StoreURL) -> psycopg_pool.AsyncConnecti
             await probe.close()
         except psycopg.Error as exc:
             raise unavailable(parsed.raw, _pg_reason(exc)) from exc
-        pool = async_cls(parsed.raw, open=False, name="aipowertools", **_PG_OPTIONS)
+        pool = async_cls(
+            parsed.raw,
+            open=False,
+            name="aipowertools",
+            connection_class=_classes["pg_conn"][1],
+            **_pg_pool_options(parsed.raw),
+        )
         pool.aipowertools_url = parsed.raw
         try:
             await pool.open(wait=True, timeout=_PG_OPEN_TIMEOUT)
@@ -499,3 +647,48 @@ async def async_postgres_pool(url: str | StoreURL) -> psycopg_pool.AsyncConnecti
         else:
             per_loop[loop] = pool
     return cast("psycopg_pool.AsyncConnectionPool[Any]", pool)
+
+
+def redis_budget_problems(url: str | StoreURL) -> list[str]:
+    """What is wrong with a Redis for holding budgets and limiter windows (empty: nothing).
+
+    A budget store must keep its data across a restart (AOF, or RDB snapshots at least) and
+    never evict it (``maxmemory-policy noeviction``); without persistence a restarted Redis
+    forgets every reservation and window, and spend goes past the limit. ``aipowertools
+    doctor`` prints these.
+
+    Args:
+        url: A ``redis://`` or ``rediss://`` URL.
+
+    Returns:
+        One sentence per problem.
+
+    Raises:
+        StoreUnavailableError: Redis did not answer.
+    """
+    client = redis_client(url)
+    try:
+        config = client.config_get("appendonly", "save", "maxmemory-policy")
+    except StoreUnavailableError:
+        raise
+    except Exception as exc:  # CONFIG disabled (managed Redis): say so, do not guess
+        return [f"cannot read the Redis configuration ({exc}); check persistence by hand"]
+    values = {
+        (k.decode() if isinstance(k, bytes) else str(k)): (
+            v.decode() if isinstance(v, bytes) else str(v)
+        )
+        for k, v in config.items()
+    }
+    problems = []
+    if values.get("appendonly") != "yes" and not values.get("save", "").strip():
+        problems.append(
+            "persistence is off (appendonly no, no save points): a restart forgets budgets "
+            "and limiter windows; set appendonly yes (appendfsync everysec or always)"
+        )
+    policy = values.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        problems.append(
+            f"maxmemory-policy is {policy}: Redis may evict budget keys under memory pressure; "
+            "set maxmemory-policy noeviction"
+        )
+    return problems

@@ -88,7 +88,9 @@ class CircuitBreaker:
             predicate. Default: transient, timeout and rate-limited (never the caller's own bad
             requests, authentication or content-policy errors).
         store: ``"memory://"`` (this process) or a ``redis://`` URL (all processes); by
-            default a Redis ``AIPOWERTOOLS_STORE``, else memory.
+            default a Redis ``AIPOWERTOOLS_STORE``, else memory. While a Redis store does
+            not answer, the breaker keeps working on this process's state (same thresholds)
+            and asks Redis again within 1 s (0.1 s, doubling).
         prefix: Redis key prefix.
         on_state_change: Called with a :class:`StateChange` on each transition.
         clock: Epoch-seconds clock of the in-memory store (tests inject a fake one).
@@ -153,7 +155,16 @@ class CircuitBreaker:
         self._clock = time.time if self._shared else clock
         self._store: BreakerStore
         if self._shared:
-            self._store = RedisBreakerStore(url, name, self.config, prefix)
+            from aipowertools.core.stores import parse_store_url
+            from aipowertools.resilience._fallback import FallbackBreakerStore, StoreFallback
+
+            self._store = FallbackBreakerStore(
+                RedisBreakerStore(url, name, self.config, prefix),
+                MemoryBreakerStore(self.config),
+                StoreFallback(
+                    f"circuit breaker {name!r}", parse_store_url(url, default=url).masked()
+                ),
+            )
         else:
             self._store = MemoryBreakerStore(self.config, clock)
 

@@ -19,6 +19,12 @@ from aipowertools.resilience._adaptive import (
     parse_headers,
 )
 from aipowertools.resilience._backend import Backend, MemoryBackend
+from aipowertools.resilience._fallback import (
+    FallbackBackend,
+    StoreDown,
+    StoreFallback,
+    check_store_down,
+)
 from aipowertools.resilience._limits import (
     Limit,
     Priority,
@@ -268,6 +274,12 @@ class RateLimiter:
             ``burst / rate`` seconds of each request limit; False: strict sliding windows
             only. Token limits are sliding windows either way.
         burst: Requests that may go at once before pacing starts (1: evenly spaced).
+        store_down: What a shared limiter does while its Redis does not answer: ``"local"``
+            (default) fails open to an exact per-process limiter with the same limits and
+            goes back to Redis at most 1 s after it answers again; ``"raise"`` fails closed
+            with :class:`~aipowertools.core.errors.StoreUnavailableError`.
+        store_timeout: Longest wait for one answer of the shared store (seconds); a slower
+            (or frozen) store counts as down.
         clock: Monotonic seconds of the ``memory://`` windows (``time.monotonic`` by
             default). Tests pass a fake clock they move by hand, with a small ``max_sleep``
             so waiters re-check it soon; a shared store keeps the Redis server's clock.
@@ -298,6 +310,8 @@ class RateLimiter:
         max_sleep: float = 1.0,
         smooth: bool = True,
         burst: float = 1.0,
+        store_down: str = "local",
+        store_timeout: float = 0.5,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if isinstance(burst, bool) or not (isinstance(burst, int | float) and burst >= 1):
@@ -327,7 +341,12 @@ class RateLimiter:
         self.aging_seconds = float(aging_seconds)
         self.max_sleep = float(max_sleep)
         config = adaptive if isinstance(adaptive, AdaptiveConfig) else AdaptiveConfig(adaptive)
-        self.backend: Backend = _make_backend(store, config, prefix, clock)
+        down = check_store_down(store_down)
+        if not (math.isfinite(store_timeout) and store_timeout > 0):
+            raise ConfigurationError(f"store_timeout must be > 0 seconds, got {store_timeout!r}")
+        self.backend: Backend = _make_backend(
+            store, config, prefix, clock, down, float(store_timeout)
+        )
         self._schedulers: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, _KeyScheduler]
         ] = weakref.WeakKeyDictionary()
@@ -682,7 +701,12 @@ class RateLimiter:
 
 
 def _make_backend(
-    store: str | None, adaptive: AdaptiveConfig, prefix: str, clock: Callable[[], float] | None
+    store: str | None,
+    adaptive: AdaptiveConfig,
+    prefix: str,
+    clock: Callable[[], float] | None,
+    store_down: StoreDown = "local",
+    store_timeout: float = 0.5,
 ) -> Backend:
     from aipowertools.resilience._store import resolve_store
 
@@ -694,6 +718,14 @@ def _make_backend(
             "clock applies to the memory:// store only; a shared store runs on the Redis "
             "server's clock"
         )
+    from aipowertools.core.stores import parse_store_url
     from aipowertools.resilience._redis import RedisBackend
 
-    return RedisBackend(url, adaptive, prefix)
+    fallback = StoreFallback("the rate limiter", parse_store_url(url, default=url).masked())
+    return FallbackBackend(
+        RedisBackend(url, adaptive, prefix),
+        MemoryBackend(adaptive),
+        fallback,
+        store_down=store_down,
+        store_timeout=store_timeout,
+    )

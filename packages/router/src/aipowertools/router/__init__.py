@@ -17,7 +17,12 @@ from aipowertools.router._direct import OpenAICompatibleTransport
 from aipowertools.router._engine import Candidate, Decision, DecisionEngine, RouteRequest
 from aipowertools.router._health import DeploymentState, HealthPolicy
 from aipowertools.router._local import LocalModelManager
-from aipowertools.router._result import Attempt, NoDeploymentError, RouteResult
+from aipowertools.router._result import (
+    Attempt,
+    NoDeploymentError,
+    NoDeploymentWithinBudgetError,
+    RouteResult,
+)
 from aipowertools.router._router import PROVIDER_MODELS, LLMRouter
 from aipowertools.router._strategies import (
     STRATEGY_NAMES,
@@ -59,6 +64,7 @@ __all__ = [
     "LiteLLMTransport",
     "LocalModelManager",
     "NoDeploymentError",
+    "NoDeploymentWithinBudgetError",
     "OpenAICompatibleTransport",
     "ParallelBest",
     "QualityFirst",

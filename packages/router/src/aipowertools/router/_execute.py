@@ -18,6 +18,7 @@ from aipowertools.core.errors import (
     BudgetExceededError,
     ErrorKind,
     ProviderError,
+    StoreUnavailableError,
     as_provider_error,
 )
 from aipowertools.router._engine import Candidate, Decision
@@ -151,6 +152,15 @@ class Executor:
             if accounting is not None:
                 await accounting.settle(token, record, cand)
             raise warning
+        except StoreUnavailableError:
+            # A store is down (the rate limiter's, set to fail closed): not the deployment's
+            # fault, so its health is untouched, and no other deployment would do better.
+            record.latency_ms = (time.perf_counter() - start) * 1000.0
+            record.error_kind = "store_unavailable"
+            state.cancelled()
+            if accounting is not None:
+                await accounting.settle(token, record, cand)
+            raise
         except Exception as exc:
             latency = (time.perf_counter() - start) * 1000.0
             error = (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aipowertools.core.errors import AIPowerToolsError
+from aipowertools.core.errors import AIPowerToolsError, BudgetExceededError
 
 if TYPE_CHECKING:
     from aipowertools.router._engine import Decision
@@ -128,3 +129,42 @@ class NoDeploymentError(AIPowerToolsError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (list(self.rejected.items()),))
+
+
+_WORST = re.compile(r"^worst case \$([0-9.]+) > budget left \$(-?[0-9.]+)")
+
+
+class NoDeploymentWithinBudgetError(NoDeploymentError, BudgetExceededError):
+    """No deployment can take the request, and the budget is (one of) the reasons.
+
+    Both a :class:`NoDeploymentError` (``rejected`` says why for each deployment) and a
+    :class:`~aipowertools.core.errors.BudgetExceededError` (``scope``, ``limit_usd``,
+    ``spent_usd``, ``requested_usd``: the cheapest worst case the budget refused), so a
+    caller catching budget refusals catches every one, whichever layer refused.
+    """
+
+    def __init__(self, rejected: list[tuple[str, str]], limit_usd: float | None = None) -> None:
+        message = NoDeploymentError(rejected).args[0]
+        AIPowerToolsError.__init__(self, message)
+        self.rejected = dict(rejected)
+        worst = [
+            (float(m[1]), float(m[2])) for why in self.rejected.values() if (m := _WORST.match(why))
+        ]
+        requested, remaining = min(worst) if worst else (0.0, 0.0)
+        limit = limit_usd if limit_usd is not None else remaining
+        self.scope = "global"
+        self.limit_usd = limit
+        self.spent_usd = max(0.0, limit - remaining)
+        self.requested_usd = requested
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (list(self.rejected.items()), self.limit_usd))
+
+
+def no_deployment(
+    rejected: list[tuple[str, str]], limit_usd: float | None = None
+) -> NoDeploymentError:
+    """The error for an empty decision: budget-typed when the budget refused any deployment."""
+    if any(_WORST.match(why) for _, why in rejected):
+        return NoDeploymentWithinBudgetError(rejected, limit_usd)
+    return NoDeploymentError(rejected)

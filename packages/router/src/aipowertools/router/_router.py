@@ -33,7 +33,7 @@ from aipowertools.router._direct import OpenAICompatibleTransport
 from aipowertools.router._engine import Decision, DecisionEngine, PrivacyPolicy, RouteRequest
 from aipowertools.router._execute import Accounting, Executor, Observer
 from aipowertools.router._health import DeploymentState, HealthPolicy
-from aipowertools.router._result import Attempt, NoDeploymentError, RouteResult
+from aipowertools.router._result import Attempt, RouteResult, no_deployment
 from aipowertools.router._strategies import Strategy, get_strategy
 from aipowertools.router._stream import RouteStream
 from aipowertools.router._sync import iterate_sync, run_sync
@@ -409,7 +409,7 @@ class LLMRouter:
             return prompt, decision
         too_long = [n for n, why in decision.rejected if why.startswith("context window")]
         if not too_long:
-            raise NoDeploymentError(decision.rejected)
+            raise no_deployment(decision.rejected, self._budget_limit())
         allow = self.allow_trim if allow_trim is None else allow_trim
         largest = self.engine.largest_window()
         if not allow:
@@ -427,8 +427,11 @@ class LLMRouter:
             f"to fit a {largest}-token window"
         )
         if not decision.candidates:
-            raise NoDeploymentError(decision.rejected)
+            raise no_deployment(decision.rejected, self._budget_limit())
         return trimmed, decision
+
+    def _budget_limit(self) -> float | None:
+        return getattr(self._accounting, "_limit", None)
 
     def decide(
         self,

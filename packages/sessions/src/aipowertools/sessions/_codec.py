@@ -299,6 +299,8 @@ class Codec:
         try:
             if fast is None:
                 body = self._dumps(value).encode()
+                if _TAG_BYTES in body:  # rare: a tag of ours, or a user dict using our key
+                    body = self._dumps(_escape(value)).encode()
             elif fast.encode_json is not None:  # pydantic: JSON bytes from pydantic-core
                 body = fast.header + fast.encode_json(value) + b"}"
             else:  # the bytes _default would give, without the round trip through it
@@ -408,16 +410,46 @@ class Codec:
         if name is None or len(obj) != 2 or "v" not in obj:
             return obj
         value = obj["v"]
-        codec = self.registry.by_name(name)
-        if codec is not None:
-            return codec.decode(value)
-        decoder = _BUILTIN_DECODERS.get(name)
-        if decoder is not None:
-            return decoder(value)
+        try:
+            codec = self.registry.by_name(name)
+            if codec is not None:
+                return codec.decode(value)
+            decoder = _BUILTIN_DECODERS.get(name)
+            if decoder is not None:
+                return decoder(value)
+        except Exception as exc:  # bad stored data: decode() makes it a SessionIntegrityError
+            raise ValueError(f"{name!r} value does not decode ({exc!r})") from exc
         return value  # unknown or unregistered pydantic type: its JSON form
 
 
+_TAG_BYTES = f'"{TAG}"'.encode()
+
+
+def _escape(value: Any) -> Any:
+    """A copy of ``value`` where user dicts holding our tag key are stored as pair lists.
+
+    ``{"__aipt__": "bytes", "v": "..."}`` written by a user must read back as that dict, not
+    as bytes: such a dict is written as ``{"__aipt__": "dict", "v": [[key, value], ...]}``.
+    """
+    if isinstance(value, dict):
+        if TAG in value:
+            return {TAG: "dict", "v": [[k, _escape(v)] for k, v in value.items()]}
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _pairs(value: Any) -> dict[str, Any]:
+    if not isinstance(value, list) or not all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in value
+    ):
+        raise TypeError("an escaped dict is a list of [key, value] pairs")
+    return dict(value)
+
+
 _BUILTIN_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "dict": _pairs,
     "datetime": _dt.datetime.fromisoformat,
     "date": _dt.date.fromisoformat,
     "bytes": base64.b64decode,

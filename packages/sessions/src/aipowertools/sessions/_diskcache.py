@@ -64,7 +64,7 @@ class DiskCacheBackend:
         self._index = diskcache.Cache(
             str(self.directory / "index"), disk=_SafeDisk, timeout=60, eviction_policy="none"
         )
-        self._known: set[tuple[str, str, str]] = set()
+        self._known: set[tuple[str, str, str, int]] = set()
         self._known_lock = threading.Lock()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -76,7 +76,9 @@ class DiskCacheBackend:
         return float(expires) <= time.time()
 
     def _remember_key(self, ns: str, sid: str, key: str) -> None:
-        marker = (ns, sid, key)
+        # The drop count of the session is part of the marker: after any process drops the
+        # session (clear, expiry), the key is named in the index again.
+        marker = (ns, sid, key, self._index.get(f"e/{ns}/{sid}", 0, retry=True))
         if marker in self._known:
             return
         ik = f"k/{ns}/{sid}"
@@ -217,6 +219,7 @@ class DiskCacheBackend:
         self._data.evict(f"{ns}/{sid}", retry=True)
         self._index.delete(f"k/{ns}/{sid}", retry=True)
         self._index.delete(f"s/{ns}/{sid}", retry=True)
+        self._index.incr(f"e/{ns}/{sid}", retry=True)  # other processes' key caches are stale
         with self._known_lock:
             self._known = {m for m in self._known if m[:2] != (ns, sid)}
 

@@ -8,11 +8,12 @@ append is one statement inserting one row per item, numbered by a sequence.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import sys
 import threading
 import time
-import zlib
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from aipowertools.sessions._backend import ABSENT, Versioned, conflict
@@ -172,6 +173,18 @@ async def amigrate(conn: Any) -> int:
                 )
                 current = version
     return current
+
+
+def lock_key(ns: str, sid: str, name: str) -> int:
+    """The advisory-lock id of a session lock: a 64-bit BLAKE2b of its full name.
+
+    64 bits (not a 32-bit CRC): forging an id whose lock collides with another tenant's
+    takes about 2**64 tries, and chance collisions stay negligible with millions of locks.
+    """
+    digest = hashlib.blake2b(
+        f"{ns}/{sid}/{name}".encode(), digest_size=8, person=b"aipt-sess-lock"
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class PostgresBackend:
@@ -439,18 +452,30 @@ class PostgresBackend:
         self, ns: str, sid: str, name: str, timeout: float, ttl: float
     ) -> AbstractContextManager[None]:
         # An advisory lock lives as long as the connection: a crashed holder releases it.
-        lock_id = zlib.crc32(f"{ns}/{sid}/{name}".encode()) | (0x5E55 << 32)
+        lock_id = lock_key(ns, sid, name)
 
         @contextmanager
         def _cm() -> Iterator[None]:
-            with self._conn() as conn:
-                deadline = time.monotonic() + timeout
-                delay = 0.002
-                while not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()[0]:
-                    if time.monotonic() >= deadline:
-                        raise SessionLockError(sid, name, timeout)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.05)
+            deadline = time.monotonic() + timeout
+            delay = 0.002
+            while True:
+                # A waiter holds a pooled connection only while it asks, never while it sleeps:
+                # the holder (and everyone else) must still get connections to work with.
+                stack = ExitStack()
+                conn = stack.enter_context(self._conn())
+                try:
+                    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()
+                except BaseException:
+                    stack.__exit__(*sys.exc_info())
+                    raise
+                if row[0]:
+                    break
+                stack.close()
+                if time.monotonic() >= deadline:
+                    raise SessionLockError(sid, name, timeout)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            with stack:
                 try:
                     yield
                 finally:

@@ -8,8 +8,10 @@ Keys share one hash tag so a session lives on one cluster slot::
     {prefix}:{ns/sid}:m        marker carrying the session TTL (every key gets the same PTTL)
     {prefix}:idx:{ns}          sorted set: sid -> expiry (inf when none), for listing
 
-An append is one RPUSH (O(1), atomic); the call that creates a list also names it in the
-session's list set and copies the session TTL onto it, so an idle session expires as a whole.
+An append is one script call: RPUSH (O(1), atomic) guarded by the append's id, remembered for
+5 minutes in ``{prefix}:{ns/sid}:a``, so a resend after a lost reply never stores it twice; the
+call that creates a list also names it in the session's list set and copies the session TTL
+onto it, so an idle session expires as a whole.
 Value writes are Lua scripts (compare-and-set in one round trip).
 
 The append's RPUSH goes through a lane of kept connections when the client allows it
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -70,7 +73,7 @@ return 1
 _DROP = """
 local names = redis.call('SMEMBERS', KEYS[3])
 for _, name in ipairs(names) do redis.call('DEL', ARGV[2] .. name) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], ARGV[3])
 redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
 """
@@ -100,6 +103,32 @@ if gone <= 0 then return 0 end
 redis.call('LTRIM', KEYS[1], gone, -1)
 return gone
 """
+
+# An append that carries an id: stored at most once, however often it is sent (a retry after
+# a reply lost to a timeout or a dropped connection). The ids of the last _ACK_S seconds live
+# in a sorted set of the session ({base}a, scored by server time), so a resend finds its own.
+# KEYS: list, list set, TTL marker, ack set. ARGV: list name, append id, items...
+# Returns {1, new length} or, for an id seen before, {0, current length}.
+_APPEND_ONCE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
+if redis.call('ZADD', KEYS[4], 'NX', now, ARGV[2]) == 0 then
+  return {0, redis.call('LLEN', KEYS[1])}
+end
+local n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
+local ttl = redis.call('PTTL', KEYS[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[4], ttl) end
+if n == #ARGV - 3 then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    redis.call('PEXPIRE', KEYS[2], ttl)
+  end
+end
+return {1, n}
+"""
+_ACK_S = 300  # how long an append id is remembered (any retry happens well within it)
 
 _MAX_ARGS = 4000  # items per RPUSH command in a huge batch
 
@@ -142,6 +171,7 @@ class RedisBackend:
         self._drop = self._r.register_script(_DROP)
         self._trim = self._r.register_script(_TRIM)
         self._within = self._r.register_script(_APPEND_WITHIN)
+        self._once = self._r.register_script(_APPEND_ONCE)
 
     def _base(self, ns: str, sid: str) -> str:
         return f"{self._prefix}:{{{ns}/{sid}}}:"
@@ -179,20 +209,35 @@ class RedisBackend:
             pipe.srem(base + "k", key)
             pipe.execute()
 
+    def _once_call(
+        self, ns: str, sid: str, key: str, items: Sequence[bytes]
+    ) -> tuple[list[str], list[Any]]:
+        base = self._base(ns, sid)
+        keys = [base + "l:" + key, base + "k", base + "m", base + "a"]
+        return keys, [key, uuid.uuid4().hex, _ACK_S, *items]
+
     def append(self, ns: str, sid: str, key: str, items: Sequence[bytes]) -> int:
-        base = f"{self._prefix}:{{{ns}/{sid}}}:"
-        list_key = base + "l:" + key
-        if len(items) <= _MAX_ARGS:
-            reply = FAILED if self._lane is None else self._lane.call("RPUSH", list_key, *items)
-            length = int(self._r.rpush(list_key, *items) if reply is FAILED else reply)
-        else:  # one MULTI/EXEC so a huge batch still lands contiguously, in one round trip
+        """Append once: the items carry an id, so a resend after a lost reply stores nothing."""
+        if len(items) > _MAX_ARGS:  # one MULTI/EXEC so a huge batch lands contiguously
+            base = self._base(ns, sid)
+            list_key = base + "l:" + key
             with self._r.pipeline(transaction=True) as pipe:
                 for i in range(0, len(items), _MAX_ARGS):
                     pipe.rpush(list_key, *items[i : i + _MAX_ARGS])
                 length = int(pipe.execute()[-1])
-        if length == len(items):  # this call created the list
-            self._register(keys=[list_key, base + "k", base + "m"], args=[key])
-        return length
+            if length == len(items):  # this call created the list
+                self._register(keys=[list_key, base + "k", base + "m"], args=[key])
+            return length
+        keys, args = self._once_call(ns, sid, key, items)
+        reply = FAILED
+        if self._lane is not None:
+            try:
+                reply = self._lane.call("EVALSHA", self._once.sha, len(keys), *keys, *args)
+            except self._lane.no_script:
+                reply = FAILED  # not loaded on this server yet: the Script object loads it
+        if reply is FAILED:  # same id: if the lane's command did land, this stores nothing
+            reply = self._once(keys=keys, args=args)
+        return int(reply[1])
 
     def append_bounded(
         self, ns: str, sid: str, key: str, items: Sequence[bytes], max_items: int, drop_oldest: bool
@@ -303,7 +348,7 @@ class RedisBackend:
         base = self._base(ns, sid)
         self._drop(
             keys=[base + "h", base + "m", base + "k", f"{self._prefix}:idx:{ns}"],
-            args=[sid, base + "l:"],
+            args=[sid, base + "l:", base + "a"],
         )
 
     def cleanup(self, ns: str) -> int:
@@ -380,12 +425,9 @@ class RedisBackend:
             import asyncio
 
             return await asyncio.to_thread(self.append, ns, sid, key, items)
-        base = self._base(ns, sid)
-        keys = [base + "l:" + key, base + "k", base + "m"]
-        length = int(await self._ar().rpush(keys[0], *items))
-        if length == len(items):
-            await self._aeval(self._register, keys, [key])
-        return length
+        keys, args = self._once_call(ns, sid, key, items)
+        reply = await self._aeval(self._once, keys, args)
+        return int(reply[1])
 
     async def alength(self, ns: str, sid: str, key: str) -> int:
         """Async :meth:`length`."""

@@ -8,13 +8,15 @@ import json
 import os
 import random
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from aipowertools.core._errors import mask_url
 from aipowertools.core.errors import ConfigurationError, SessionConflictError
 from aipowertools.sessions._backend import ABSENT, SessionBackend, Versioned
 from aipowertools.sessions._codec import Codec
@@ -117,6 +119,14 @@ class Session:
         self.max_value_bytes = max_value_bytes
         self.trim = trim
         self.codec = codec or Codec()
+        if (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, (int, float))
+            or not 0 <= lock_timeout < float("inf")
+        ):
+            raise ConfigurationError(
+                f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}"
+            )
         self.lock_timeout = lock_timeout
         self._touched: float | None = None
         self._checked: set[str] = set()
@@ -127,19 +137,24 @@ class Session:
     def __repr__(self) -> str:
         return (
             f"Session({self.session_id!r}, namespace={self.namespace!r}, "
-            f"store={self.backend.url!r})"
+            f"store={mask_url(str(self.backend.url))!r})"
         )
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _key(self, key: str) -> None:
-        if key not in self._checked:
+        if type(key) is not str or key not in self._checked:
             check_name(key, "key")
             if len(self._checked) < 1024:
                 self._checked.add(key)
 
     def _encode(self, key: str, value: Any) -> bytes:
-        data = self.codec.encode(value)
+        try:
+            data = self.codec.encode(value)
+        except RecursionError:
+            raise ConfigurationError(
+                f"the value for {key!r} is nested too deeply to store as JSON"
+            ) from None
         if self.max_value_bytes is not None and len(data) > self.max_value_bytes:
             raise SessionLimitError(
                 self.session_id,
@@ -300,6 +315,10 @@ class Session:
             SessionConflictError: still conflicting after ``retries`` attempts.
         """
         self._key(key)
+        if not callable(fn):
+            raise ConfigurationError(
+                f"update() takes a function of the current value, got {type(fn).__name__}"
+            )
         for attempt in range(retries):
             current, version = self.get_versioned(key)
             new = fn(default if version == ABSENT else current)
@@ -355,7 +374,7 @@ class Session:
         compare-and-set: ``get`` and ``get_all`` see the item); appending to a name that
         holds a value of another type raises :class:`SessionTypeError`.
         """
-        if key not in self._checked:
+        if type(key) is not str or key not in self._checked:
             self._key(key)
         data = self._encode(key, value)
         if not self.auto_save:
@@ -474,12 +493,17 @@ class Session:
             timeout: seconds to wait (default ``lock_timeout``).
             ttl: seconds after which a holder that died is presumed gone.
 
+        The lock is reentrant for this ``Session`` object within a thread: ``create_backup()``
+        (which takes ``"session"``) works inside ``with session.lock():``; another ``Session``
+        object, even of the same id, waits as any other holder would.
+
         Raises:
             SessionLockError: not acquired within ``timeout``.
         """
         check_name(name, "lock name")
         wait = self.lock_timeout if timeout is None else timeout
-        return self.backend.lock(self.namespace, self.session_id, name, wait, ttl)
+        backend, ns, sid = self.backend, self.namespace, self.session_id
+        return _reentrant((id(self), ns, sid, name), lambda: backend.lock(ns, sid, name, wait, ttl))
 
     def __enter__(self) -> Session:
         return self
@@ -754,3 +778,31 @@ class Session:
                 yield
             finally:
                 await loop.run_in_executor(pool, manager.__exit__, None, None, None)
+
+
+_held = threading.local()
+
+
+@contextmanager
+def _reentrant(
+    key: tuple[Any, ...], acquire: Callable[[], AbstractContextManager[None]]
+) -> Iterator[None]:
+    """Take a store lock once per thread and Session: nested ``lock()`` calls pass through.
+
+    Store locks are not reentrant (a PostgreSQL advisory lock belongs to a connection, a Redis
+    lock to a token), so without this a thread waiting for a lock it holds waits for ever.
+    """
+    held: dict[tuple[Any, ...], int] = _held.__dict__.setdefault("locks", {})
+    if key in held:
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    with acquire():
+        held[key] = 1
+        try:
+            yield
+        finally:
+            del held[key]

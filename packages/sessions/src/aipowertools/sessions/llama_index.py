@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from llama_index.core.llms import ChatMessage
@@ -23,8 +24,10 @@ from llama_index.core.storage.chat_store.base import BaseChatStore
 from llama_index.core.storage.chat_store.base_db import AsyncDBChatStore, MessageStatus
 from pydantic import PrivateAttr
 
+from aipowertools.core.errors import ConfigurationError
 from aipowertools.sessions._backend import SessionBackend
 from aipowertools.sessions._codec import types
+from aipowertools.sessions._ids import check_name
 from aipowertools.sessions._session import Session
 
 __all__ = ["SessionChatStore", "SessionDBChatStore", "register_llama_index_types"]
@@ -36,6 +39,37 @@ def register_llama_index_types() -> None:
     """Register LlamaIndex ``ChatMessage`` with the session type registry (adapters do this)."""
     if types.by_name(_TYPE_NAME) is None:
         types.register(ChatMessage, name=_TYPE_NAME)
+
+
+_ENCODED = "b64="
+
+
+def encode_key(key: str) -> str:
+    """The session id of a chat key: itself when it is a safe id, else ``b64=`` + base64url.
+
+    LlamaIndex apps key chats as they like (``user:42``, ``team/alice``, e-mail addresses with
+    spaces ...); every such key is accepted and stored under a reversible, safe id.
+    """
+    if not isinstance(key, str):
+        raise ConfigurationError(f"a chat key is a str, got {type(key).__name__}")
+    try:
+        if not key.startswith(_ENCODED):
+            return check_name(key, "chat key")
+    except ConfigurationError:
+        pass
+    encoded = _ENCODED + base64.urlsafe_b64encode(key.encode()).decode()
+    return check_name(encoded, "chat key (encoded)")
+
+
+def decode_key(sid: str) -> str:
+    """The chat key of a session id written by :func:`encode_key`."""
+    if sid.startswith(_ENCODED):
+        try:
+            raw = base64.b64decode(sid[len(_ENCODED) :], altchars=b"-_", validate=True)
+            return raw.decode()
+        except ValueError:  # not one of ours: show it as it is
+            return sid
+    return sid
 
 
 class _Sessions:
@@ -53,7 +87,7 @@ class _Sessions:
         if session is None:
             if len(self._open) >= 1024:
                 self._open.clear()
-            session = self._open[key] = Session(key, store=self.backend, **self.options)
+            session = self._open[key] = Session(encode_key(key), store=self.backend, **self.options)
         return session
 
 
@@ -148,9 +182,13 @@ class SessionChatStore(BaseChatStore):
 
     def get_keys(self) -> list[str]:
         """Every chat key with a live session."""
-        return Session.list_sessions(
-            self._sessions.backend, namespace=self._sessions.options.get("namespace", "default")
-        )
+        return [
+            decode_key(sid)
+            for sid in Session.list_sessions(
+                self._sessions.backend,
+                namespace=self._sessions.options.get("namespace", "default"),
+            )
+        ]
 
     async def aset_messages(self, key: str, messages: list[ChatMessage]) -> None:
         """Async :meth:`set_messages`."""
@@ -325,8 +363,9 @@ class SessionDBChatStore(AsyncDBChatStore):
         """Every chat key with a live session."""
         import asyncio
 
-        return await asyncio.to_thread(
+        sids = await asyncio.to_thread(
             Session.list_sessions,
             self._sessions.backend,
             namespace=self._sessions.options.get("namespace", "default"),
         )
+        return [decode_key(sid) for sid in sids]
