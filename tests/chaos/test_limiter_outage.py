@@ -87,7 +87,7 @@ def _states(router: LLMRouter) -> list[Any]:
 async def test_limiter_acquire_bounded_when_store_frozen(
     redis_server: RedisServer, tally: Tally
 ) -> None:
-    limiter = RateLimiter(requests_per_minute=1000, store=redis_server.url)
+    limiter = RateLimiter(smooth=False, requests_per_minute=1000, store=redis_server.url)
     await limiter.acquire("k", timeout=2)
     redis_server.freeze()
     try:

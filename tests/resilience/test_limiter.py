@@ -47,7 +47,9 @@ async def rechecked(clock: FakeClock) -> None:
 
 async def test_requests_per_window_is_exact():
     clock = FakeClock()  # steps of 0.125 s are exact in binary: no rounding at the edges
-    limiter = RateLimiter(limits=[Limit("requests", 20, 0.25)], clock=clock, max_sleep=0.002)
+    limiter = RateLimiter(
+        smooth=False, limits=[Limit("requests", 20, 0.25)], clock=clock, max_sleep=0.002
+    )
     admitted_at: list[float] = []
 
     async def one() -> None:
@@ -69,7 +71,7 @@ async def test_requests_per_window_is_exact():
 
 
 async def test_tokens_reserve_then_correct_frees_capacity():
-    limiter = RateLimiter(tokens_per_minute=1000)
+    limiter = RateLimiter(smooth=False, tokens_per_minute=1000)
     r = await limiter.acquire("m", tokens=900)
     assert limiter.try_acquire("m", tokens=200) is None
     await r.acorrect(100)  # the real call used far less
@@ -81,7 +83,7 @@ async def test_tokens_reserve_then_correct_frees_capacity():
 
 
 async def test_release_gives_everything_back():
-    limiter = RateLimiter(requests_per_minute=1, tokens_per_minute=100)
+    limiter = RateLimiter(smooth=False, requests_per_minute=1, tokens_per_minute=100)
     r = await limiter.acquire("k", tokens=50)
     assert limiter.try_acquire("k") is None
     await r.arelease()
@@ -90,13 +92,13 @@ async def test_release_gives_everything_back():
 
 
 def test_sync_acquire_waits_and_try_acquire_does_not():
-    limiter = RateLimiter(requests_per_second=5)
+    limiter = RateLimiter(smooth=False, requests_per_second=5)
     start = time.monotonic()
     for _ in range(10):
         limiter.acquire_sync("s")
     assert time.monotonic() - start >= 0.95  # a lower bound: a slow machine only adds to it
     clock = FakeClock()
-    still = RateLimiter(requests_per_second=5, clock=clock)
+    still = RateLimiter(smooth=False, requests_per_second=5, clock=clock)
     for _ in range(5):
         still.acquire_sync("s")  # all fit at once: never waits on the frozen clock
     assert still.try_acquire("s") is None
@@ -104,7 +106,7 @@ def test_sync_acquire_waits_and_try_acquire_does_not():
 
 
 async def test_timeout_raises_rate_limit_exceeded_with_retry_after():
-    limiter = RateLimiter(requests_per_minute=1)
+    limiter = RateLimiter(smooth=False, requests_per_minute=1)
     await limiter.acquire("k")
     with pytest.raises(RateLimitExceededError) as info:
         await limiter.acquire("k", timeout=0.05)
@@ -114,7 +116,7 @@ async def test_timeout_raises_rate_limit_exceeded_with_retry_after():
 
 
 async def test_timeout_of_a_queued_waiter():
-    limiter = RateLimiter(requests_per_second=1)
+    limiter = RateLimiter(smooth=False, requests_per_second=1)
     await limiter.acquire("k")
     first = asyncio.create_task(limiter.acquire("k"))
     await asyncio.sleep(0)
@@ -126,7 +128,7 @@ async def test_timeout_of_a_queued_waiter():
 
 async def test_cancelled_waiter_leaves_no_trace():
     clock = FakeClock()
-    limiter = RateLimiter(requests_per_second=2, clock=clock, max_sleep=0.002)
+    limiter = RateLimiter(smooth=False, requests_per_second=2, clock=clock, max_sleep=0.002)
     await asyncio.gather(limiter.acquire("k"), limiter.acquire("k"))
     task = asyncio.create_task(limiter.acquire("k"))
     await until(lambda: limiter.get_stats().queued_total == 1)
@@ -168,11 +170,11 @@ async def test_multiple_limits_and_key_limits():
 )
 def test_bad_configuration_is_typed(kwargs, match):
     with pytest.raises(ConfigurationError, match=match):
-        RateLimiter(**kwargs)
+        RateLimiter(smooth=False, **kwargs)
 
 
 def test_bad_arguments_are_typed():
-    limiter = RateLimiter(requests_per_second=1)
+    limiter = RateLimiter(smooth=False, requests_per_second=1)
     with pytest.raises(ConfigurationError, match="priority"):
         limiter.acquire_sync("k", priority="urgent")
     with pytest.raises(ConfigurationError, match="tokens"):
@@ -180,9 +182,11 @@ def test_bad_arguments_are_typed():
     with pytest.raises(ConfigurationError, match="key"):
         limiter.try_acquire("")
     with pytest.raises(StoreURLError):
-        RateLimiter(store="sqlite:///x.db")
+        RateLimiter(smooth=False, store="sqlite:///x.db")
     with pytest.raises(ConfigurationError, match="clock applies to the memory:// store only"):
-        RateLimiter(requests_per_second=1, store="redis://127.0.0.1:1/0", clock=FakeClock())
+        RateLimiter(
+            smooth=False, requests_per_second=1, store="redis://127.0.0.1:1/0", clock=FakeClock()
+        )
     r = limiter.try_acquire("k")
     assert r is not None
     with pytest.raises(ConfigurationError):
@@ -198,7 +202,11 @@ async def test_priority_high_goes_first_under_saturation():
     wait is admitted in the next window, ahead of every low one already queued."""
     clock = FakeClock()
     limiter = RateLimiter(
-        limits=[Limit("requests", 10, 0.125)], aging_seconds=30, clock=clock, max_sleep=0.002
+        smooth=False,
+        limits=[Limit("requests", 10, 0.125)],
+        aging_seconds=30,
+        clock=clock,
+        max_sleep=0.002,
     )
     await asyncio.gather(*(limiter.acquire("k") for _ in range(10)))  # saturate
     order: list[str] = []  # "arrive:high", "high", "low" in the order they happened
@@ -232,7 +240,7 @@ async def test_priority_high_goes_first_under_saturation():
 
 @pytest.mark.parametrize("aging", [0.04, 0.0])
 async def test_aging_lets_low_priority_through_a_steady_high_stream(aging):
-    limiter = RateLimiter(limits=[Limit("requests", 20, 0.2)], aging_seconds=aging)
+    limiter = RateLimiter(smooth=False, limits=[Limit("requests", 20, 0.2)], aging_seconds=aging)
     await asyncio.gather(*(limiter.acquire("k") for _ in range(20)))  # saturate
     low = asyncio.create_task(limiter.acquire("k", priority="low"))
     served_highs = 0
@@ -256,7 +264,7 @@ async def test_aging_lets_low_priority_through_a_steady_high_stream(aging):
 
 
 async def test_fairness_round_robin_between_users():
-    limiter = RateLimiter(requests_per_second=10, aging_seconds=0)
+    limiter = RateLimiter(smooth=False, requests_per_second=10, aging_seconds=0)
     await asyncio.gather(*(limiter.acquire("k") for _ in range(10)))
     order: list[str] = []
 
@@ -277,7 +285,7 @@ async def test_a_flooding_user_does_not_starve_another_under_contention():
     """User a keeps 100 requests queued at all times; user b asks one at a time. In arrival
     order b would wait behind ~100 of a's each time; round-robin serves b in every window.
     Counted in admissions, not seconds, so a loaded machine cannot make this flaky."""
-    limiter = RateLimiter(limits=[Limit("requests", 10, 0.05)], aging_seconds=0)
+    limiter = RateLimiter(smooth=False, limits=[Limit("requests", 10, 0.05)], aging_seconds=0)
     await asyncio.gather(*(limiter.acquire("k") for _ in range(10)))  # saturate
     order: list[str] = []
 
@@ -304,7 +312,7 @@ async def test_a_flooding_user_does_not_starve_another_under_contention():
 
 async def test_stats_report_queue_wait_and_utilisation():
     clock = FakeClock()
-    limiter = RateLimiter(requests_per_second=5, clock=clock, max_sleep=0.002)
+    limiter = RateLimiter(smooth=False, requests_per_second=5, clock=clock, max_sleep=0.002)
     await asyncio.gather(*(limiter.acquire("k") for _ in range(5)))
     tasks = [asyncio.create_task(limiter.acquire("k", priority=p)) for p in ["high", "low", 3]]
     await until(lambda: limiter.get_stats().queued_total == 3)
@@ -319,7 +327,7 @@ async def test_stats_report_queue_wait_and_utilisation():
 
 async def test_ten_thousand_waiters_one_loop_no_lost_wakeups_bounded_memory():
     # 2,500 per 250 ms: 7,500 of the 10,000 have to wait, all on one loop.
-    limiter = RateLimiter(limits=[Limit("requests", 2500, 0.25)], aging_seconds=0)
+    limiter = RateLimiter(smooth=False, limits=[Limit("requests", 2500, 0.25)], aging_seconds=0)
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     results = await asyncio.wait_for(
@@ -337,7 +345,7 @@ async def test_ten_thousand_waiters_one_loop_no_lost_wakeups_bounded_memory():
 
 async def test_adaptive_pause_and_learned_limit():
     clock = FakeClock()
-    limiter = RateLimiter(requests_per_second=100, clock=clock, max_sleep=0.002)
+    limiter = RateLimiter(smooth=False, requests_per_second=100, clock=clock, max_sleep=0.002)
     limiter.observe("k", headers={"retry-after": "0.3", "x-ratelimit-limit-requests": "600"})
     stats = limiter.get_stats("k").keys["k"]
     assert stats.paused_seconds == pytest.approx(0.3)
@@ -368,13 +376,15 @@ async def test_adaptive_bare_429_halves_then_recovers():
     from aipowertools.core.errors import RateLimitedError
     from aipowertools.resilience import AdaptiveConfig
 
-    limiter = RateLimiter(requests_per_second=100, adaptive=AdaptiveConfig(recovery_per_second=1.0))
+    limiter = RateLimiter(
+        smooth=False, requests_per_second=100, adaptive=AdaptiveConfig(recovery_per_second=1.0)
+    )
     await limiter.aobserve("k", exc=RateLimitedError("429", retry_after=None))
     cap = limiter.get_stats("k").keys["k"].usage["requests_per_1s"][1]
     assert 50 <= cap < 55
     await asyncio.sleep(0.3)
     assert limiter.get_stats("k").keys["k"].usage["requests_per_1s"][1] > cap + 20
-    off = RateLimiter(requests_per_second=100, adaptive=False)
+    off = RateLimiter(smooth=False, requests_per_second=100, adaptive=False)
     off.observe("k", retry_after=5)
     assert off.get_stats("k").keys["k"].paused_seconds == 0
 
@@ -405,7 +415,7 @@ def test_header_parsing():
 
 
 def test_limit_decorator_and_wait_alias():
-    limiter = RateLimiter(requests_per_second=3)
+    limiter = RateLimiter(smooth=False, requests_per_second=3)
 
     @limiter.limit(priority="high")
     def work(x: int) -> int:
@@ -420,7 +430,7 @@ def test_limit_decorator_and_wait_alias():
 async def test_settle_counts_the_request_from_its_answer():
     clock = FakeClock()
     limits = [Limit("requests", 1, 0.5), Limit("tokens", 100, 0.5)]
-    limiter = RateLimiter(limits=limits, clock=clock)
+    limiter = RateLimiter(smooth=False, limits=limits, clock=clock)
     r = await limiter.acquire("k", tokens=80)
     clock.now += 0.25  # the call takes 0.25 s; the provider stamped it on arrival
     await r.asettle(30)
@@ -447,7 +457,7 @@ async def test_a_store_failure_fails_the_waiters_instead_of_hanging_them(caplog)
             return self.reserve(key, limits, tokens)
 
     clock = FakeClock()  # never moves: no waiter can be admitted before the store breaks
-    limiter = RateLimiter(requests_per_second=1, max_sleep=0.002)
+    limiter = RateLimiter(smooth=False, requests_per_second=1, max_sleep=0.002)
     backend = Flaky(clock=clock)
     limiter.backend = backend
     await limiter.acquire("k")
@@ -466,7 +476,7 @@ def test_store_follows_a_redis_aipowertools_store_only(monkeypatch):
     from aipowertools.resilience._store import resolve_store
 
     monkeypatch.setenv("AIPOWERTOOLS_STORE", "sqlite:///tmp/ledger.db")
-    assert isinstance(RateLimiter(requests_per_second=1).backend, MemoryBackend)
+    assert isinstance(RateLimiter(smooth=False, requests_per_second=1).backend, MemoryBackend)
     assert resolve_store(None, "x") == ("memory://", False)
     monkeypatch.setenv("AIPOWERTOOLS_STORE", "redis://127.0.0.1:6379/0")
     assert resolve_store(None, "x") == ("redis://127.0.0.1:6379/0", True)

@@ -20,7 +20,9 @@ class Clock:
 
 async def test_check_and_wait_queues_and_reports_stats():
     clock = Clock(100.0)  # the limiter's windows stand still until the test moves them
-    limiter = RateLimiter(limits=[Limit("requests", 2, 0.5)], clock=clock, max_sleep=0.002)
+    limiter = RateLimiter(
+        smooth=False, limits=[Limit("requests", 2, 0.5)], clock=clock, max_sleep=0.002
+    )
     quota = QuotaManager(limiter=limiter)  # 2 per half second
     await quota.check_and_wait(tokens=10)
     await quota.check_and_wait(tokens=10)

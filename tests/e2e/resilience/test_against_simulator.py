@@ -116,7 +116,7 @@ def test_with_resilience_around_chat_openai(llm_simulator):
 
     llm_simulator.add_model(SimModel("gpt-4o-mini", reply="hello"))
     llm_simulator.fail_next("gpt-4o-mini", 2, Fault("rate_limit", retry_after=0.1))
-    limiter = RateLimiter(tokens_per_minute=100_000, requests_per_minute=600)
+    limiter = RateLimiter(smooth=False, tokens_per_minute=100_000, requests_per_minute=600)
     model = ChatOpenAI(
         model="gpt-4o-mini",
         base_url=llm_simulator.base_url("openai"),
@@ -151,7 +151,7 @@ async def test_resilient_llm_around_llama_index_openai(llm_simulator):
 
     llm_simulator.add_model(SimModel("gpt-4o-mini", reply="from the sim"))
     llm_simulator.fail_next("gpt-4o-mini", 1, "unavailable")
-    limiter = RateLimiter(requests_per_minute=600)
+    limiter = RateLimiter(smooth=False, requests_per_minute=600)
     inner = OpenAI(
         model="gpt-4o-mini",
         api_base=llm_simulator.base_url("openai"),

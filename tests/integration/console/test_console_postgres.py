@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from typer.testing import CliRunner
@@ -37,7 +38,8 @@ def test_costs_logs_and_dashboard_on_postgres(postgres_url: str) -> None:
     assert [e["event"] for e in json.loads(found.output)] == ["retry"]
     verified = runner.invoke(app, ["logs", "verify", "--store", postgres_url])
     assert verified.exit_code == 0, verified.output
-    assert "intact: 1 records" in verified.output
+    # The database is shared with the session's other PostgreSQL tests, which audit too.
+    assert re.search(r"intact: [1-9]\d* records", verified.output), verified.output
     state = DashboardState(Stores.resolve(postgres_url), poll_s=3600)
     try:
         assert state.refresh(force=True)

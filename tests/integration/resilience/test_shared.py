@@ -15,7 +15,9 @@ WORKER = textwrap.dedent(
     import sys
     from aipowertools.resilience import Limit, RateLimiter
     url, prefix = sys.argv[1], sys.argv[2]
-    limiter = RateLimiter(limits=[Limit("requests", 20, 60.0)], store=url, prefix=prefix)
+    limiter = RateLimiter(
+        smooth=False, limits=[Limit("requests", 20, 60.0)], store=url, prefix=prefix
+    )
     print("ready", flush=True)
     sys.stdin.readline()  # all four start together, once all are up
     print(sum(1 for _ in range(15) if limiter.try_acquire("shared") is not None), flush=True)
@@ -50,7 +52,9 @@ def test_four_processes_share_one_budget(redis_url):
         assert proc.returncode == 0
         admitted.append(int(out))
     assert sum(admitted) == 20, admitted
-    usage = RateLimiter(limits=[Limit("requests", 20, 60.0)], store=redis_url, prefix=prefix)
+    usage = RateLimiter(
+        smooth=False, limits=[Limit("requests", 20, 60.0)], store=redis_url, prefix=prefix
+    )
     assert usage.get_stats("shared").keys["shared"].usage["requests_per_60s"] == (20.0, 20.0)
     usage.close()
 
@@ -58,7 +62,7 @@ def test_four_processes_share_one_budget(redis_url):
 async def test_redis_limiter_tokens_correct_release_and_adaptive(redis_url):
     prefix = f"t:{uuid.uuid4().hex}"
     limiter = RateLimiter(
-        tokens_per_minute=1000, requests_per_minute=10, store=redis_url, prefix=prefix
+        smooth=False, tokens_per_minute=1000, requests_per_minute=10, store=redis_url, prefix=prefix
     )
     r = await limiter.acquire("m", tokens=900)
     assert await limiter.atry_acquire("m", tokens=200) is None
@@ -82,7 +86,7 @@ async def test_redis_limiter_tokens_correct_release_and_adaptive(redis_url):
     assert limiter.get_stats("m").keys["m"].usage["requests_per_60s"][1] == pytest.approx(
         2.375, abs=0.01
     )
-    other = RateLimiter(requests_per_second=5, store=redis_url, prefix=prefix)
+    other = RateLimiter(smooth=False, requests_per_second=5, store=redis_url, prefix=prefix)
     start = time.monotonic()
     await asyncio.gather(*(other.acquire("q") for _ in range(8)))
     assert time.monotonic() - start >= 0.9
@@ -178,12 +182,12 @@ def test_hosts_with_skewed_clocks_share_one_budget(redis_url, monkeypatch):
     clock is the Redis server's TIME, not the caller's."""
     prefix = f"t:{uuid.uuid4().hex}"
     real_time = time.time
-    behind = RateLimiter(requests_per_minute=5, store=redis_url, prefix=prefix)
+    behind = RateLimiter(smooth=False, requests_per_minute=5, store=redis_url, prefix=prefix)
     monkeypatch.setattr(time, "time", lambda: real_time() - 3600.0)
     assert all(behind.try_acquire("m") is not None for _ in range(5))
     assert behind.try_acquire("m") is None
     monkeypatch.setattr(time, "time", real_time)
-    on_time = RateLimiter(requests_per_minute=5, store=redis_url, prefix=prefix)
+    on_time = RateLimiter(smooth=False, requests_per_minute=5, store=redis_url, prefix=prefix)
     assert on_time.try_acquire("m") is None  # the hour-behind admissions still count
     assert on_time.get_stats("m").keys["m"].usage["requests_per_60s"][0] == 5.0
     behind.close()

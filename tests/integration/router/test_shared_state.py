@@ -68,15 +68,18 @@ async def test_two_routers_never_overspend_one_budget(
         )
         for t, c in zip(transports, trackers, strict=True)
     ]
-    # Each pricey call reserves and costs $0.0104 (4 prompt + 100 output tokens): 48 fit.
+    # Each pricey call costs $0.0104 (4 prompt + 100 output tokens): 48 would fit at cost;
+    # reservations hold the prompt's upper bound (the documented margin), so concurrent calls
+    # admit a few fewer, never more.
     results = await asyncio.gather(
         *(routers[i % 2].route(task="x", max_tokens=100) for i in range(70))
     )
     pricey = sum(r.deployment == "pricey" for r in results)
-    assert pricey == 48
+    assert 40 <= pricey <= 48
     assert all(r.deployment == "free" for r in results if r.deployment != "pricey")
-    assert trackers[0].total_usd() == pytest.approx(48 * 0.0104)
-    assert trackers[1].remaining_usd("global") == pytest.approx(0.5 - 48 * 0.0104)
+    assert trackers[0].total_usd() == pytest.approx(pricey * 0.0104)
+    assert trackers[0].total_usd() <= 0.5
+    assert trackers[1].remaining_usd("global") == pytest.approx(0.5 - pricey * 0.0104)
     for t in trackers:
         t.close()
 
