@@ -30,7 +30,8 @@ def main() -> None:
         Simulator(models=[SimModel("gpt-4o-mini", reply="echo")]) as sim,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        client = httpx.Client(base_url=sim.base_url("openai"))
+        # The first answer loads the token counter (litellm): allow it more than 5 s.
+        client = httpx.Client(base_url=sim.base_url("openai"), timeout=60)
 
         def ask(messages: list[dict[str, str]], **params: object) -> Answer:
             body = {"model": "gpt-4o-mini", "messages": messages, **params}
