@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import signal
 import sys
 import threading
@@ -65,9 +66,17 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def _warm() -> None:
-    from aipowertools.testing._compat import litellm
+    """Load litellm's token counters ahead of the first request; only an optimisation.
 
-    litellm()
+    A failure here (for example an import racing the same import on another thread) is not
+    the simulator's: the first request loads litellm again and reports any real error.
+    """
+    try:
+        from aipowertools.testing._compat import litellm
+
+        litellm()
+    except Exception:  # pragma: no cover - depends on import timing
+        logging.getLogger(__name__).debug("warming litellm failed", exc_info=True)
 
 
 def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = None) -> int:
