@@ -188,3 +188,24 @@ def test_hosts_with_skewed_clocks_share_one_budget(redis_url, monkeypatch):
     assert on_time.get_stats("m").keys["m"].usage["requests_per_60s"][0] == 5.0
     behind.close()
     on_time.close()
+
+
+def test_set_state_on_a_shared_store_is_seen_by_every_breaker(redis_url):
+    name = f"forced-{uuid.uuid4().hex}"
+    changes = []
+    here = CircuitBreaker(name, store=redis_url, on_state_change=changes.append)
+    there = CircuitBreaker(name, store=redis_url)
+    here.set_state("open")
+    assert there.state is CircuitState.OPEN
+    with pytest.raises(CircuitOpenError):
+        there.enter()
+    here.set_state("open")  # again: no transition
+    here.set_state("half_open")
+    assert there.state is CircuitState.HALF_OPEN
+    here.set_state("half_open")
+    there.set_state("closed")
+    assert here.state is CircuitState.CLOSED
+    assert [(c.old.value, c.new.value) for c in changes] == [
+        ("closed", "open"),
+        ("open", "half_open"),
+    ]
