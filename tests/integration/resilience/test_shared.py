@@ -209,3 +209,19 @@ def test_set_state_on_a_shared_store_is_seen_by_every_breaker(redis_url):
         ("closed", "open"),
         ("open", "half_open"),
     ]
+
+
+def test_redis_remaining_tokens_and_retry_after_match_memory(redis_url):
+    prefix = f"t:{uuid.uuid4().hex}"
+    limits = [Limit("tokens", 1000, 60.0), Limit("requests", 5, 60.0)]
+    limiter = RateLimiter(limits=limits, store=redis_url, prefix=prefix, smooth=False)
+    assert limiter.remaining_tokens("k") == 1000.0
+    assert limiter.retry_after("k", tokens=1000) == 0.0
+    assert limiter.try_acquire("k", tokens=700) is not None
+    assert limiter.remaining_tokens("k") == 300.0
+    assert limiter.retry_after("k", tokens=300) == 0.0
+    wait = limiter.retry_after("k", tokens=301)
+    assert 55.0 < wait <= 60.0  # until the 700 expire (server clock)
+    assert limiter.remaining_tokens("k") == 300.0  # the peek recorded nothing
+    assert limiter.get_stats("k").keys["k"].usage["requests_per_60s"][0] == 1.0
+    limiter.close()
