@@ -51,7 +51,7 @@ def test_average_wait_throughput_and_estimated_wait():
     clock.now = 4.0
     q.dequeue()  # waited 4
     stats = q.stats()
-    assert stats.length == 2 and stats.enqueued == 4 and stats.dequeued == 2
+    assert (stats.length, stats.enqueued, stats.dequeued) == (2, 4, 2)
     assert stats.average_wait_s == pytest.approx(3.0)
     assert stats.throughput_per_s == pytest.approx(0.5)  # 2 in the 4 s since creation
     assert stats.estimated_wait_s == pytest.approx(4.0)
