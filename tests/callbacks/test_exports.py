@@ -22,6 +22,7 @@ def test_public_api_is_locked() -> None:
         "clear_context",
         "get_context",
         "set_context",
+        "write_events",
     ]
     assert lc.__all__ == [
         "AgentLogMiddleware",

@@ -17,6 +17,8 @@ def test_public_api_is_exactly_this():
         "QuotaManager",
         "QuotaStats",
         "RateLimiter",
+        "RequestQueue",
+        "RequestQueueStats",
         "Reservation",
         "RetryEvent",
         "RetryPolicy",

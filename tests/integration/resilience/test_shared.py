@@ -192,3 +192,40 @@ def test_hosts_with_skewed_clocks_share_one_budget(redis_url, monkeypatch):
     assert on_time.get_stats("m").keys["m"].usage["requests_per_60s"][0] == 5.0
     behind.close()
     on_time.close()
+
+
+def test_set_state_on_a_shared_store_is_seen_by_every_breaker(redis_url):
+    name = f"forced-{uuid.uuid4().hex}"
+    changes = []
+    here = CircuitBreaker(name, store=redis_url, on_state_change=changes.append)
+    there = CircuitBreaker(name, store=redis_url)
+    here.set_state("open")
+    assert there.state is CircuitState.OPEN
+    with pytest.raises(CircuitOpenError):
+        there.enter()
+    here.set_state("open")  # again: no transition
+    here.set_state("half_open")
+    assert there.state is CircuitState.HALF_OPEN
+    here.set_state("half_open")
+    there.set_state("closed")
+    assert here.state is CircuitState.CLOSED
+    assert [(c.old.value, c.new.value) for c in changes] == [
+        ("closed", "open"),
+        ("open", "half_open"),
+    ]
+
+
+def test_redis_remaining_tokens_and_retry_after_match_memory(redis_url):
+    prefix = f"t:{uuid.uuid4().hex}"
+    limits = [Limit("tokens", 1000, 60.0), Limit("requests", 5, 60.0)]
+    limiter = RateLimiter(limits=limits, store=redis_url, prefix=prefix, smooth=False)
+    assert limiter.remaining_tokens("k") == 1000.0
+    assert limiter.retry_after("k", tokens=1000) == 0.0
+    assert limiter.try_acquire("k", tokens=700) is not None
+    assert limiter.remaining_tokens("k") == 300.0
+    assert limiter.retry_after("k", tokens=300) == 0.0
+    wait = limiter.retry_after("k", tokens=301)
+    assert 55.0 < wait <= 60.0  # until the 700 expire (server clock)
+    assert limiter.remaining_tokens("k") == 300.0  # the peek recorded nothing
+    assert limiter.get_stats("k").keys["k"].usage["requests_per_60s"][0] == 1.0
+    limiter.close()

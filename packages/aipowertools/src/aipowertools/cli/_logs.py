@@ -3,7 +3,6 @@ and verify its audit chain."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -13,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aipowertools.callbacks import write_events
 from aipowertools.cli._common import (
     HomeOpt,
     JsonOpt,
@@ -273,16 +273,7 @@ def export(
     events = run(read)
     fh = sys.stdout if output is None else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
     try:
-        if fmt_ == "json":
-            for event in events:
-                fh.write(json.dumps(event, default=str, ensure_ascii=False) + "\n")
-        else:
-            base = ["time", "level", "logger", "event", "kind", "trace_id"]
-            writer = csv.writer(fh)
-            writer.writerow([*base, "fields"])
-            for event in events:
-                rest = {k: v for k, v in event.items() if k not in {*base, "ts"}}
-                writer.writerow([*(event.get(k) for k in base), json.dumps(rest, default=str)])
+        write_events(events, fmt_, fh)
     finally:
         if output is not None:
             fh.close()

@@ -7,6 +7,7 @@ from importlib.metadata import version as _version
 
 from aipowertools.callbacks._audit import AuditReport
 from aipowertools.callbacks._context import bound_context, clear_context, get_context, set_context
+from aipowertools.callbacks._export import write_events
 from aipowertools.callbacks._logger import StructuredLogger
 from aipowertools.callbacks._pump import SinkStats
 from aipowertools.callbacks._redact import Redactor
@@ -40,4 +41,5 @@ __all__ = [
     "clear_context",
     "get_context",
     "set_context",
+    "write_events",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from aipowertools.callbacks import _context
 from aipowertools.callbacks._audit import AuditReport
+from aipowertools.callbacks._export import check_format, format_events
 from aipowertools.callbacks._pump import Deferred, Pump, SinkStats
 from aipowertools.callbacks._redact import Redactor
 from aipowertools.callbacks._sinks import BASE_KEYS, QueryableSink, Sink, dumps
@@ -514,6 +515,38 @@ class StructuredLogger:
             kind=kind,
             limit=limit,
         )
+
+    def export(
+        self,
+        format: str = "json",
+        *,
+        event_type: str | None = None,
+        start_time: str | float | dt.datetime | dt.date | None = None,
+        end_time: str | float | dt.datetime | dt.date | None = None,
+        filters: dict[str, Any] | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> str:
+        """Stored events as JSON lines or CSV text (the roadmap's ``exportLogs``).
+
+        The selection arguments are those of :meth:`query`; the layout is the one of
+        ``aipowertools logs export`` (see :func:`~aipowertools.callbacks.write_events`).
+
+        Args:
+            format: ``"json"`` (one object per line) or ``"csv"``.
+            event_type: Event name to match.
+            start_time: Inclusive lower bound.
+            end_time: Inclusive upper bound.
+            filters: Field equality filters.
+            kind: ``"log"``, ``"metric"`` or ``"audit"``.
+            limit: Export at most this many events.
+
+        Raises:
+            ConfigurationError: ``format`` is neither ``"json"`` nor ``"csv"``.
+        """
+        check_format(format)
+        events = self.query(event_type, start_time, end_time, filters, kind=kind, limit=limit)
+        return format_events(events, format)
 
     def metric_summary(
         self,

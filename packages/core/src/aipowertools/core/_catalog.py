@@ -328,7 +328,9 @@ class ModelCatalog:
     def by_latency(self, max_ms: float) -> list[ModelInfo]:
         """Models whose observed latency is at most ``max_ms``, fastest first.
 
-        Models with no recorded latency (see :meth:`record_latency`) are left out.
+        Models with no recorded latency are left out; latencies come from
+        :meth:`record_latency`, which every ``ProviderMonitor`` (the router's included) calls
+        for the successful calls it records (into the default catalog unless given another).
         """
         found = [m for m in self.models() if m.latency_ms is not None and m.latency_ms <= max_ms]
         return sorted(found, key=lambda m: (m.latency_ms or 0.0, m.id))

@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aipowertools.core._catalog import ModelCatalog, default_catalog
 from aipowertools.core._sketch import LatencySketch
-from aipowertools.core.errors import ConfigurationError, ErrorKind
+from aipowertools.core.errors import ConfigurationError, ErrorKind, UnknownModelError
 
 _log = logging.getLogger("aipowertools.core.monitor")
 
@@ -44,6 +45,7 @@ class _Bucket:
         "errors",
         "gen_seconds",
         "latency",
+        "latency_sum",
         "output_tokens",
         "requests",
         "start",
@@ -58,6 +60,7 @@ class _Bucket:
         self.output_tokens = 0
         self.gen_seconds = 0.0
         self.latency = LatencySketch(alpha)
+        self.latency_sum = 0.0
         self.ttft = LatencySketch(alpha)
 
     def add(
@@ -70,6 +73,7 @@ class _Bucket:
     ) -> None:
         self.requests += 1
         self.latency.add(latency_ms)
+        self.latency_sum += latency_ms
         if ttft_ms is not None:
             self.ttft.add(ttft_ms)
         if ok:
@@ -87,6 +91,7 @@ class _Bucket:
         self.output_tokens -= other.output_tokens
         self.gen_seconds = max(0.0, self.gen_seconds - other.gen_seconds)
         self.latency.subtract(other.latency)
+        self.latency_sum = max(0.0, self.latency_sum - other.latency_sum) if self.requests else 0.0
         self.ttft.subtract(other.ttft)
 
 
@@ -118,6 +123,7 @@ class ProviderStats:
         last_recovery_s: How long the last outage lasted (first failure to next success).
         mean_recovery_s: Mean outage duration.
         start: Start of the period (epoch seconds).
+        latency_mean_ms: Mean latency (``None`` when there is no sample).
     """
 
     deployment: str
@@ -140,6 +146,7 @@ class ProviderStats:
     last_recovery_s: float | None = None
     mean_recovery_s: float | None = None
     start: float = 0.0
+    latency_mean_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,11 @@ class ProviderMonitor:
         check_interval: Seconds between timer evaluations of alerts.
         clock: Time source (epoch seconds); for tests.
         meter_provider: OpenTelemetry meter provider; the global one by default.
+        catalog: Where the latencies of successful calls are taught (``ModelCatalog.
+            record_latency``), so ``catalog.by_latency()`` knows them: ``True`` (default)
+            the process-wide ``default_catalog()``, a ``ModelCatalog`` of your own, or
+            ``False`` to teach none. A deployment the catalog does not know (by ``model=``
+            when given, else by its name) is skipped.
 
     Example:
         >>> monitor = ProviderMonitor()
@@ -211,6 +223,8 @@ class ProviderMonitor:
         >>> monitor.stats("openai/gpt-4o").requests
         1
     """
+
+    _max_catalog_names = 10_000  # deployment names whose catalog id is remembered
 
     def __init__(
         self,
@@ -223,6 +237,7 @@ class ProviderMonitor:
         check_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         meter_provider: Any = None,
+        catalog: ModelCatalog | bool = True,
     ) -> None:
         if window_s <= 0 or history_hours < 1 or down_after < 1 or up_after < 1:
             raise ConfigurationError(
@@ -246,6 +261,13 @@ class ProviderMonitor:
         self._rules: list[_Rule] = []
         self._timer: threading.Thread | None = None
         self._stop = threading.Event()
+        if not isinstance(catalog, ModelCatalog | bool):
+            raise ConfigurationError(
+                f"catalog must be a ModelCatalog, True (the default catalog) or False, "
+                f"got {type(catalog).__name__}"
+            )
+        self._catalog = catalog
+        self._catalog_ids: dict[str, str | None] = {}  # name -> catalog id (None: unknown)
 
     # recording ---------------------------------------------------------------------------
     def record(
@@ -295,6 +317,8 @@ class ProviderMonitor:
             ):
                 bucket.add(latency_ms, ttft_ms, ok, output_tokens, kind)
             self._update_health(dep, ok, kind, now)
+        if ok and self._catalog is not False:
+            self._teach_catalog(model or deployment, latency_ms)
         self._export(
             deployment,
             latency_ms,
@@ -308,6 +332,28 @@ class ProviderMonitor:
             operation,
         )
         self._evaluate([deployment])
+
+    def _teach_catalog(self, name: str, latency_ms: float) -> None:
+        catalog = default_catalog() if self._catalog is True else self._catalog
+        assert isinstance(catalog, ModelCatalog)
+        if name not in self._catalog_ids:
+            try:
+                found: str | None = catalog.get(name).id
+            except (UnknownModelError, ConfigurationError):
+                found = None
+            if len(self._catalog_ids) >= self._max_catalog_names:  # bounded: drop the oldest
+                del self._catalog_ids[next(iter(self._catalog_ids))]
+            self._catalog_ids[name] = found
+        model_id = self._catalog_ids[name]
+        if model_id is not None:
+            catalog.record_latency(model_id, latency_ms)
+
+    def average_latency_ms(self, deployment: str) -> float | None:
+        """Mean latency of ``deployment`` over the sliding window (``None``: no call).
+
+        The roadmap's ``avgLatency``; also ``stats(deployment).latency_mean_ms``.
+        """
+        return self.stats(deployment).latency_mean_ms
 
     def set_queue_depth(self, deployment: str, depth: int) -> None:
         """Report how many requests wait for ``deployment`` (e.g. in a rate limiter)."""
@@ -428,6 +474,7 @@ class ProviderMonitor:
             last_recovery_s=recoveries[-1] if recoveries and live else None,
             mean_recovery_s=sum(recoveries) / len(recoveries) if recoveries and live else None,
             start=b.start if start is None else start,
+            latency_mean_ms=b.latency_sum / b.requests if b.requests else None,
         )
 
     # alerts ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from aipowertools.resilience._handler import ErrorHandler
 from aipowertools.resilience._limiter import KeyStats, LimiterStats, RateLimiter, Reservation
 from aipowertools.resilience._limits import PRIORITIES, Limit
 from aipowertools.resilience._quota import QuotaManager, QuotaStats, rate_limit
+from aipowertools.resilience._request_queue import RequestQueue, RequestQueueStats
 from aipowertools.resilience._retry import RetryEvent, RetryPolicy, retry
 
 __version__ = _version("aipowertools-resilience")
@@ -38,6 +39,8 @@ __all__ = [
     "QuotaManager",
     "QuotaStats",
     "RateLimiter",
+    "RequestQueue",
+    "RequestQueueStats",
     "Reservation",
     "RetryEvent",
     "RetryPolicy",

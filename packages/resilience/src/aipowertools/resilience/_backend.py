@@ -66,6 +66,7 @@ class Backend(Protocol):
     async def aobserve(self, key: str, limits: tuple[Limit, ...], obs: Observation) -> None: ...
     def usage(self, key: str, limits: tuple[Limit, ...]) -> list[WindowUsage]: ...
     def paused_for(self, key: str) -> float: ...
+    def peek(self, key: str, limits: tuple[Limit, ...], tokens: int) -> float: ...
     def close(self) -> None: ...
 
 
@@ -168,6 +169,23 @@ class MemoryBackend:
 
     async def areserve(self, key: str, limits: tuple[Limit, ...], tokens: int) -> Decision:
         return self.reserve(key, limits, tokens)
+
+    def peek(self, key: str, limits: tuple[Limit, ...], tokens: int) -> float:
+        """Seconds until a request of ``tokens`` would fit (0.0: now); records nothing."""
+        with self._lock:
+            now = self.now()
+            state = self._adaptive.get(key)
+            wait = 0.0
+            if state is not None and state.paused_until > now:
+                wait = state.paused_until - now
+            for limit in limits:
+                window = self._windows.get((key, limit))
+                if window is None:
+                    continue
+                window.expire(now)
+                capacity = self._capacity(key, limit, now)
+                wait = max(wait, window.wait_for(cost_of(limit, tokens), capacity, now))
+            return wait
 
     def adjust(
         self, key: str, limits: tuple[Limit, ...], rid: str, delta: int, restamp: bool

@@ -222,6 +222,26 @@ class CircuitBreaker:
         """Force the circuit closed and forget its history."""
         self._emit(self._store.reset())
 
+    def set_state(self, state: CircuitState | str) -> None:
+        """Force the circuit into ``state``: ``"open"``, ``"half_open"`` or ``"closed"``.
+
+        The change is written to the store (so on a shared Redis store every process sees
+        it) and reported to listeners and the log like any other transition. Forcing
+        ``"open"`` restarts the recovery timeout; ``"closed"`` forgets the failure history
+        (as :meth:`reset`); ``"half_open"`` lets the next probes through. Forcing the
+        current state again is not a transition and emits nothing (forcing ``"open"`` again
+        still restarts the recovery timeout).
+
+        Raises:
+            ConfigurationError: ``state`` is not one of the three states.
+        """
+        try:
+            target = CircuitState(state)
+        except (TypeError, ValueError):
+            choices = ", ".join(repr(s.value) for s in CircuitState)
+            raise ConfigurationError(f"state must be one of {choices}, got {state!r}") from None
+        self._emit(self._store.force(target.value))
+
     def is_counted(self, exc: BaseException) -> bool:
         """Whether ``exc`` counts as a failure of the protected dependency."""
         if not isinstance(exc, Exception) or isinstance(exc, CircuitOpenError):

@@ -64,6 +64,7 @@ class BreakerStore(Protocol):
     def after(self, outcome: Outcome, probe: bool) -> tuple[str, str] | None: ...
     def snapshot(self) -> Snapshot: ...
     def reset(self) -> tuple[str, str] | None: ...
+    def force(self, state: str) -> tuple[str, str] | None: ...
 
 
 class MemoryBreakerStore:
@@ -152,6 +153,18 @@ class MemoryBreakerStore:
             self.calls.clear()
             self.failures = 0
             return None if old == "closed" else (old, "closed")
+
+    def force(self, state: str) -> tuple[str, str] | None:
+        """Put the circuit in ``state`` now (``open`` restarts the recovery timeout)."""
+        if state == "closed":
+            return self.reset()
+        with self._lock:
+            old = self.state
+            if state == "open":
+                opened = self._open(self.clock())
+                return None if old == "open" else opened
+            self.state, self.probes, self.successes = "half_open", 0, 0
+            return None if old == "half_open" else (old, "half_open")
 
 
 def _should_open(cfg: BreakerConfig, failures: int, calls: int) -> bool:
@@ -252,6 +265,24 @@ return old .. '>closed'
 """
 
 
+# KEYS: state, calls, fails. ARGV: the state to force ('open' or 'half_open').
+_FORCE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local old = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if ARGV[1] == 'open' then
+  redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', tostring(now), 'probes', 0,
+    'successes', 0)
+  redis.call('DEL', KEYS[2], KEYS[3])
+  if old == 'open' then return '' end
+  return old .. '>open'
+end
+redis.call('HSET', KEYS[1], 'state', 'half_open', 'probes', 0, 'successes', 0)
+if old == 'half_open' then return '' end
+return old .. '>half_open'
+"""
+
+
 def _transition(text: Any) -> tuple[str, str] | None:
     if isinstance(text, bytes):
         text = text.decode()
@@ -275,6 +306,7 @@ class RedisBreakerStore:
         self._after = client.register_script(_AFTER)
         self._snapshot = client.register_script(_SNAPSHOT)
         self._reset = client.register_script(_RESET)
+        self._force = client.register_script(_FORCE)
 
     def before(self) -> Admission:
         cfg = self.config
@@ -309,3 +341,8 @@ class RedisBreakerStore:
 
     def reset(self) -> tuple[str, str] | None:
         return _transition(self._reset(keys=self.keys))
+
+    def force(self, state: str) -> tuple[str, str] | None:
+        if state == "closed":
+            return self.reset()
+        return _transition(self._force(keys=self.keys, args=[state]))

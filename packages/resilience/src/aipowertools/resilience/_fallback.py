@@ -285,6 +285,11 @@ class FallbackBackend:
     def paused_for(self, key: str) -> float:
         return self._sync(lambda b: b.paused_for(key), lambda b: b.paused_for(key))
 
+    def peek(self, key: str, limits: tuple[Limit, ...], tokens: int) -> float:
+        return self._sync(
+            lambda b: b.peek(key, limits, tokens), lambda b: b.peek(key, limits, tokens)
+        )
+
     def close(self) -> None:
         self.shared.close()
         self.local.close()
@@ -329,3 +334,8 @@ class FallbackBreakerStore:
     def reset(self) -> tuple[str, str] | None:
         self.local.reset()
         return self._call(lambda s: s.reset())
+
+    def force(self, state: str) -> tuple[str, str] | None:
+        # The local state follows too, so a forced state holds through an outage of the store.
+        self.local.force(state)
+        return self._call(lambda s: s.force(state))

@@ -636,6 +636,31 @@ class RateLimiter:
                 wait = max(wait, over * use.limit.period / use.capacity)
         return wait
 
+    def remaining_tokens(self, key: str = "default") -> float:
+        """Tokens ``key`` may still use now: the tightest token limit's capacity left.
+
+        ``math.inf`` when ``key`` has no token limit; ``0.0`` while a provider 429 pause
+        learned by :meth:`observe` lasts. (The roadmap's ``getRemainingTokens``.)
+        """
+        limits = self._check(key, 0)
+        if self.backend.paused_for(key) > 0:
+            return 0.0
+        token_limits = tuple(limit for limit in limits if limit.unit == "tokens")
+        return min(
+            (max(0.0, u.capacity - u.used) for u in self.backend.usage(key, token_limits)),
+            default=math.inf,
+        )
+
+    def retry_after(self, key: str = "default", *, tokens: int = 0) -> float:
+        """Seconds until a request of ``tokens`` tokens would fit ``key``'s limits.
+
+        ``0.0`` when it fits now. Nothing is reserved, and requests queued in this process
+        are not counted (see ``get_stats().estimated_wait_seconds`` for that). (The
+        roadmap's ``getRetryAfter``.)
+        """
+        limits = self._check(key, tokens)
+        return max(0.0, self.backend.peek(key, limits, tokens))
+
     def get_stats(self, key: str | None = None) -> LimiterStats:
         """Queue lengths per priority, estimated wait, admitted / rejected, utilisation."""
         with self._lock:

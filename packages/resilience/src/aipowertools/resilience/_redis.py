@@ -104,6 +104,7 @@ for i = 1, n do
   end
 end
 if wait > 0 then return {0, tostring(wait)} end
+if rid == '' then return {1, '0'} end -- a dry run (peek) records nothing
 for i = 1, n do
   local unit, period = ARGV[4 + (i - 1) * 3 + 1], tonumber(ARGV[4 + (i - 1) * 3 + 3])
   local z, a, s = KEYS[1 + (i - 1) * 3 + 1], KEYS[1 + (i - 1) * 3 + 2], KEYS[1 + (i - 1) * 3 + 3]
@@ -303,6 +304,11 @@ class RedisBackend:
         keys, args = self._reserve_args(key, limits, tokens)
         reply = await self._aclient_scripts()["reserve"](keys=keys, args=args)
         return self._decision(reply, args[0])
+
+    def peek(self, key: str, limits: tuple[Limit, ...], tokens: int) -> float:
+        keys, args = self._reserve_args(key, limits, tokens)
+        args[0] = ""  # an empty id: the script answers without recording anything
+        return self._decision(self._scripts["reserve"](keys=keys, args=args), "").wait
 
     def _adjust_call(
         self, key: str, limits: tuple[Limit, ...], rid: str, delta: int, restamp: bool
