@@ -146,16 +146,17 @@ def logs(
         return
     criteria = _criteria(search, event_type, level, kind, since, until, field)
     target = stores(store, log_store, home)
+    _show(Out(as_json), run(lambda: _newest(target, criteria, limit)), as_json)
 
-    def read() -> list[dict[str, Any]]:
-        sink = target.log_sink()
-        try:
-            hits = sink.search(after_id=None, limit=limit, newest_first=True, **criteria)
-        finally:
-            sink.close()
-        return [event for _id, event in reversed(hits)]
 
-    _show(Out(as_json), run(read), as_json)
+def _newest(target: Any, criteria: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` events matching ``criteria``, oldest of them first."""
+    sink = target.log_sink()
+    try:
+        hits = sink.search(after_id=None, limit=limit, newest_first=True, **criteria)
+    finally:
+        sink.close()
+    return [event for _id, event in reversed(hits)]
 
 
 @app.command("search")
@@ -175,16 +176,7 @@ def search_cmd(
     """Free-text search over every stored event (newest matches, oldest of them first)."""
     criteria = _criteria(text, event_type, level, None, since, until, field)
     target = stores(store, log_store, home)
-
-    def read() -> list[dict[str, Any]]:
-        sink = target.log_sink()
-        try:
-            hits = sink.search(after_id=None, limit=limit, newest_first=True, **criteria)
-        finally:
-            sink.close()
-        return [event for _id, event in reversed(hits)]
-
-    _show(Out(as_json), run(read), as_json)
+    _show(Out(as_json), run(lambda: _newest(target, criteria, limit)), as_json)
 
 
 @app.command("tail")

@@ -1,4 +1,4 @@
-"""Fixtures for the sessions tests: the LangGraph conformance report, printed at the end."""
+"""Fixtures shared by every test directory: the LangGraph conformance report, printed at the end."""
 
 from __future__ import annotations
 
