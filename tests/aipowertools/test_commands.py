@@ -4,15 +4,18 @@ library itself wrote."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -198,29 +201,57 @@ def test_logs_tail_and_follow(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_logs_tail_subprocess(seeded: Seeded) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "aipowertools.cli", "logs", "tail", "-f", "-n", "1", "--json"],
-        stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "AIPOWERTOOLS_HOME": str(seeded.home)},
-    ) as proc:  # fmt: skip
-        _follow(proc, seeded)
-    assert proc.returncode == 0
-
-
-def _follow(proc: subprocess.Popen[str], seeded: Seeded) -> None:
-    try:
-        assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())
-        assert first["event"] == "budget_changed"
+    with _child(seeded, "logs", "tail", "-f", "-n", "1", "--json", stop=signal.SIGINT) as child:
+        assert json.loads(child.readline())["event"] == "budget_changed"
         from aipowertools.callbacks import StructuredLogger
 
         log = StructuredLogger("late", store=f"sqlite:///{seeded.home / 'events.db'}")
         log.warning("followed", n=2)
         log.flush()
-        assert json.loads(proc.stdout.readline())["event"] == "followed"
+        assert json.loads(child.readline())["event"] == "followed"
+    assert child.returncode == 0
+
+
+class _Child:
+    """A CLI subprocess whose stdout lines are read on a thread, so a child that never prints
+    (or never exits) fails its test within a bounded time instead of hanging the suite."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.returncode: int | None = None
+        self._lines: queue.Queue[str] = queue.Queue()
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        threading.Thread(target=lambda: [self._lines.put(ln) for ln in stdout], daemon=True).start()
+
+    def readline(self, timeout: float = 60.0) -> str:
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"the child printed nothing within {timeout} s") from None
+
+
+@contextlib.contextmanager
+def _child(seeded: Seeded, *args: str, stop: int = signal.SIGTERM) -> Iterator[_Child]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aipowertools.cli", *args],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "AIPOWERTOOLS_HOME": str(seeded.home)},
+    )  # fmt: skip
+    child = _Child(proc)
+    try:
+        yield child
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        proc.send_signal(stop)
+        try:
+            child.returncode = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+            raise
+        finally:
+            assert proc.stdout is not None
+            proc.stdout.close()
 
 
 def test_logs_export(seeded: Seeded, tmp_path: Path) -> None:
@@ -393,17 +424,9 @@ def test_simulate_serves_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_simulate_subprocess(seeded: Seeded) -> None:
     import httpx
 
-    with subprocess.Popen(
-        [sys.executable, "-m", "aipowertools.cli", "simulate", "--port", "0"],
-        stdout=subprocess.PIPE, text=True,
-    ) as proc:  # fmt: skip
-        try:
-            assert proc.stdout is not None
-            url = proc.stdout.readline().split()[-1]
-            assert httpx.get(url + "/_sim/stats", timeout=10).status_code == 200
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+    with _child(seeded, "simulate", "--port", "0") as child:
+        url = child.readline().split()[-1]
+        assert httpx.get(url + "/_sim/stats", timeout=10).status_code == 200
 
 
 def test_simulate_on_a_taken_port_is_one_line(seeded: Seeded) -> None:
@@ -457,26 +480,17 @@ def test_dashboard_subprocess(seeded: Seeded) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with subprocess.Popen(
-        [sys.executable, "-m", "aipowertools.cli", "dashboard", "--port", str(port)],
-        stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "AIPOWERTOOLS_HOME": str(seeded.home)},
-    ) as proc:  # fmt: skip
-        try:
-            assert proc.stdout is not None
-            assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
-            deadline = time.monotonic() + 150
-            while True:
-                try:
-                    snap = httpx.get(f"http://127.0.0.1:{port}/api/snapshot", timeout=5).json()
-                    break
-                except httpx.HTTPError:
-                    assert time.monotonic() < deadline, "the dashboard did not answer"
-                    time.sleep(0.1)
-            assert snap["data"]["summary"]["calls"] == seeded.calls
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+    with _child(seeded, "dashboard", "--port", str(port)) as child:
+        assert f"http://127.0.0.1:{port}/" in child.readline()
+        deadline = time.monotonic() + 150
+        while True:
+            try:
+                snap = httpx.get(f"http://127.0.0.1:{port}/api/snapshot", timeout=5).json()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the dashboard did not answer"
+                time.sleep(0.1)
+        assert snap["data"]["summary"]["calls"] == seeded.calls
 
 
 # ----------------------------------------------------------------------------- the rest

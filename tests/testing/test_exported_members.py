@@ -13,6 +13,7 @@ def test_public_api_is_exactly_this() -> None:
         "SimRequest",
         "SimStats",
         "Simulator",
+        "SimulatorStopError",
         "ToolCall",
         "__version__",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from types import ModuleType
 
 import anthropic
@@ -10,7 +11,14 @@ import httpx
 import openai
 import pytest
 
-from aipowertools.testing import Reply, SimModel, SimRequest, Simulator, ToolCall
+from aipowertools.testing import (
+    Reply,
+    SimModel,
+    SimRequest,
+    Simulator,
+    SimulatorStopError,
+    ToolCall,
+)
 
 TOOLS = [
     {
@@ -250,6 +258,30 @@ async def test_async_context_manager_and_fixture_in_async_test(llm_simulator: Si
     async with httpx.AsyncClient() as client:
         models = (await client.get(llm_simulator.base_url() + "/models")).json()
     assert models == {"object": "list", "data": []}
+
+
+def test_stop_is_bounded_when_a_handler_blocks_the_loop() -> None:
+    """A blocked event loop ends stop() with a typed error instead of hanging the caller."""
+    sim = Simulator().start()
+    loop, thread = sim._loop, sim._thread
+    assert loop is not None
+    assert thread is not None
+    release = threading.Event()
+    blocked = threading.Event()
+
+    def block() -> None:  # a handler that never yields to the loop
+        blocked.set()
+        release.wait()
+
+    loop.call_soon_threadsafe(block)
+    assert blocked.wait(10)
+    with pytest.raises(SimulatorStopError, match=r"did not stop within 0\.2 s"):
+        sim.stop(timeout=0.2)
+    assert not sim.running
+    release.set()  # the abandoned thread finishes its teardown once the loop runs again
+    thread.join(10)
+    assert not thread.is_alive()
+    sim.stop()  # idempotent after the error too
 
 
 def test_start_and_stop_are_idempotent() -> None:

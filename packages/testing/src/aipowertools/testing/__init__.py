@@ -10,7 +10,7 @@ from importlib.metadata import version as _version
 
 from aipowertools.testing._config import ECHO, Fault, FaultKind, Reply, SimModel, ToolCall
 from aipowertools.testing._request import SimRequest
-from aipowertools.testing._server import Simulator
+from aipowertools.testing._server import Simulator, SimulatorStopError
 from aipowertools.testing._stats import ModelStats, RequestRecord, SimStats
 
 __version__ = _version("aipowertools-testing")
@@ -26,6 +26,7 @@ __all__ = [
     "SimRequest",
     "SimStats",
     "Simulator",
+    "SimulatorStopError",
     "ToolCall",
     "__version__",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import threading
 import time
@@ -19,7 +20,16 @@ from aipowertools.testing._engine import Engine
 from aipowertools.testing._routes import build_app
 from aipowertools.testing._stats import RequestRecord, SimStats
 
-__all__ = ["Simulator"]
+__all__ = ["Simulator", "SimulatorStopError"]
+
+# How long stop() waits for the server thread; it releases hung requests itself, so a
+# healthy simulator stops in milliseconds.
+_STOP_TIMEOUT_S = 30.0
+
+
+class SimulatorStopError(RuntimeError):
+    """The simulator's server thread did not stop in time (its event loop is blocked)."""
+
 
 _FLAVOR_PATHS = {"openai": "/v1", "anthropic": "", "ollama": "", "llamacpp": "/v1"}
 
@@ -154,18 +164,32 @@ class Simulator:
             self._loop, self._thread = loop, thread
             return self
 
-    def stop(self) -> None:
-        """Stop serving and join the thread; hung requests are released. Idempotent."""
+    def stop(self, timeout: float = _STOP_TIMEOUT_S) -> None:
+        """Stop serving and join the thread; hung requests are released. Idempotent.
+
+        Bounded: if the server's event loop is blocked (a handler that never yields), the
+        wait ends after ``timeout`` seconds with :class:`SimulatorStopError` instead of
+        hanging the caller (and a test run) forever; the stuck daemon thread is abandoned.
+        """
         with self._lock:
             loop, thread = self._loop, self._thread
             if loop is None or thread is None:
                 return
-            asyncio.run_coroutine_threadsafe(self._teardown(), loop).result()
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join()
             self._loop = self._thread = None
             self._runner = None
-            self._listeners.clear()
+            deadline = time.monotonic() + timeout
+            stuck = False
+            try:
+                asyncio.run_coroutine_threadsafe(self._teardown_and_stop(), loop).result(timeout)
+            except concurrent.futures.TimeoutError:
+                stuck = True
+            thread.join(max(0.0, deadline - time.monotonic()) if not stuck else 0.0)
+            if stuck or thread.is_alive():
+                raise SimulatorStopError(
+                    f"the simulator did not stop within {timeout:g} s: a request handler is "
+                    "blocking its event loop. Its daemon thread was abandoned; "
+                    "`faulthandler.dump_traceback()` shows where it is stuck."
+                )
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -205,10 +229,20 @@ class Simulator:
         for name in self._engine.models:
             await self._open(name, 0)
 
+    async def _teardown_and_stop(self) -> None:
+        # The loop stops only after the teardown ran to its end, even if stop() gave up
+        # waiting: a blocked loop that frees itself later still closes its sockets.
+        try:
+            await self._teardown()
+        finally:
+            asyncio.get_running_loop().stop()
+
     async def _teardown(self) -> None:
         assert self._engine.stopping is not None
         self._engine.stopping.set()
-        for listener in list(self._listeners.values()):
+        listeners = list(self._listeners.values())
+        self._listeners.clear()
+        for listener in listeners:
             await self._close(listener)
         if self._runner is not None:
             server = self._runner.server
