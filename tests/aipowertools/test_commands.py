@@ -217,7 +217,6 @@ class _Child:
     (or never exits) fails its test within a bounded time instead of hanging the suite."""
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
         self.returncode: int | None = None
         self._lines: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import socket
 import threading
 import time
@@ -178,13 +179,11 @@ class Simulator:
             self._loop = self._thread = None
             self._runner = None
             deadline = time.monotonic() + timeout
-            stuck = False
-            try:
-                asyncio.run_coroutine_threadsafe(self._teardown_and_stop(), loop).result(timeout)
-            except concurrent.futures.TimeoutError:
-                stuck = True
-            thread.join(max(0.0, deadline - time.monotonic()) if not stuck else 0.0)
-            if stuck or thread.is_alive():
+            done = asyncio.run_coroutine_threadsafe(self._teardown_and_stop(), loop)
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                done.result(timeout)  # on a timeout the join below gets 0 s and reports it
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
                 raise SimulatorStopError(
                     f"the simulator did not stop within {timeout:g} s: a request handler is "
                     "blocking its event loop. Its daemon thread was abandoned; "
